@@ -1,0 +1,1 @@
+"""Dashboard pages: one module each, with a ``run()`` that lays the page out."""
