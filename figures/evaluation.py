@@ -1,0 +1,114 @@
+"""Evaluation figures: deletion/insertion curves, randomisation cascade, method agreement."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+
+from explainers.errors import ExplainerError
+from figures.scales import DIVERGING
+from figures.style import RANDOM_BASELINE_COLOUR, apply_style
+
+PALETTE = pcolors.qualitative.Plotly
+
+
+def _legend() -> dict:
+    return dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, title_text="")
+
+
+def curves_figure(
+    x: Sequence[float],
+    curves: Mapping[str, Sequence[float]],
+    random: Sequence[float] | None = None,
+    auc: Mapping[str, float] | None = None,
+    title: str | None = None,
+    x_label: str = "fraction of pixels removed",
+    y_label: str = "target probability",
+) -> go.Figure:
+    """One line per method over ``x`` (deletion or insertion curve), plus a dashed random baseline.
+
+    ``auc`` (computed by the caller, keyed like ``curves``, ``"random"`` for the baseline)
+    is appended to the legend names.
+    """
+    xs = np.asarray(x, dtype=float)
+
+    def name(key: str) -> str:
+        return f"{html.escape(key)} (AUC {auc[key]:.3f})" if auc and key in auc else html.escape(key)
+
+    def line(key: str, y: Sequence[float], **style) -> go.Scatter:
+        ys = np.asarray(y, dtype=float)
+        if ys.shape != xs.shape:
+            raise ExplainerError(f"Curve {key!r} has {ys.size} points for {xs.size} x values.")
+        return go.Scatter(x=xs, y=ys, mode="lines", name=name(key), line=style,
+                          hovertemplate=f"{html.escape(key)}<br>x %{{x:.3g}}<br>y %{{y:.4g}}<extra></extra>")
+
+    traces = [line(k, y, color=PALETTE[i % len(PALETTE)], width=2.5) for i, (k, y) in enumerate(curves.items())]
+    if random is not None:
+        traces.append(line("random", random, color=RANDOM_BASELINE_COLOUR, width=2, dash="dash"))
+    fig = go.Figure(traces)
+    fig.update_xaxes(title_text=x_label, zeroline=False)
+    fig.update_yaxes(title_text=y_label, zeroline=False)
+    fig.update_layout(legend=_legend(), hovermode="closest")
+    return apply_style(fig, title, height=420)
+
+
+def agreement_heatmap(
+    matrix: np.ndarray,
+    names: Sequence[str],
+    title: str | None = None,
+    metric: str = "Spearman ρ",
+    zmin: float = -1.0,
+    zmax: float = 1.0,
+) -> go.Figure:
+    """A methods x methods agreement matrix (e.g. rank correlation of their maps), values printed in the cells."""
+    m = np.asarray(matrix, dtype=float)
+    if m.shape != (len(names), len(names)):
+        raise ExplainerError(f"Expected a ({len(names)}, {len(names)}) agreement matrix, got {m.shape}.")
+    esc = [html.escape(n) for n in names]
+    custom = [[[esc[i], esc[j]] for j in range(len(esc))] for i in range(len(esc))]
+    pos = list(range(len(names)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=m, zmin=zmin, zmax=zmax, colorscale=DIVERGING, xgap=2, ygap=2, customdata=custom,
+            texttemplate="%{z:.2f}", textfont=dict(size=12),
+            colorbar=dict(thickness=12, outlinewidth=0, title=dict(text=metric, side="right")),
+            hovertemplate="%{customdata[0]} vs %{customdata[1]}<br>" + metric + " %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, side="top")
+    fig.update_yaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, autorange="reversed",
+                     scaleanchor="x", constrain="domain")
+    return apply_style(fig, title, height=max(360, 160 + 60 * len(names)))
+
+
+def correlation_cascade(
+    depth_labels: Sequence[str],
+    corr: Mapping[str, Sequence[float]],
+    title: str | None = None,
+    y_label: str = "rank correlation with the trained model's map",
+) -> go.Figure:
+    """Model-randomisation cascade: per method, similarity of its map to the original as layers are re-initialised from the top.
+
+    A sanity-passing method falls towards 0; one that stays near 1 ignores the weights.
+    """
+    pos = np.arange(len(depth_labels))
+    traces = []
+    for i, (k, v) in enumerate(corr.items()):
+        y = np.asarray(v, dtype=float)
+        if y.size != pos.size:
+            raise ExplainerError(f"Method {k!r} has {y.size} correlations for {pos.size} depths.")
+        traces.append(go.Scatter(x=pos, y=y, mode="lines+markers", name=html.escape(k),
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=2.5), marker=dict(size=7),
+                                 customdata=[html.escape(d) for d in depth_labels],
+                                 hovertemplate=f"{html.escape(k)}<br>%{{customdata}}<br>ρ %{{y:.3f}}<extra></extra>"))
+    fig = go.Figure(traces)
+    fig.add_hline(y=0, line=dict(color=RANDOM_BASELINE_COLOUR, width=1, dash="dot"))
+    fig.update_xaxes(tickvals=pos, ticktext=[html.escape(d) for d in depth_labels], tickangle=-40,
+                     title_text="randomised down to", showgrid=False)
+    fig.update_yaxes(range=[-1.05, 1.05], title_text=y_label, zeroline=False)
+    fig.update_layout(legend=_legend())
+    return apply_style(fig, title, height=440)

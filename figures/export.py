@@ -1,0 +1,136 @@
+"""Downloads: self-contained interactive HTML, a static PNG of the map grid, raw maps as NPZ.
+
+The PNG is drawn with matplotlib (Agg): Plotly's own static export needs kaleido and a
+Chrome download, neither available offline here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import plotly.colors as pcolors  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+
+from explainers.errors import ExplainerError  # noqa: E402
+from figures.image import as_rgb_uint8  # noqa: E402
+from figures.scales import Scale, distinct, resolve_grid_scales  # noqa: E402
+
+HEADER_PX = 40
+FOOTER_PX = 16
+ROW_TITLE_PX = 40
+MARGIN_PX = 8
+
+
+def to_html(fig: go.Figure) -> str:
+    """A complete HTML page with plotly.js inlined (no external script), so it opens offline."""
+    return fig.to_html(full_html=True, include_plotlyjs=True, include_mathjax=False,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def maps_npz(maps: Mapping[str, np.ndarray], meta: Mapping | None = None) -> bytes:
+    """Raw maps, one array per key, plus ``meta`` as a JSON string under ``"meta"``; loads with ``np.load`` (no pickle)."""
+    if "meta" in maps:
+        raise ExplainerError("'meta' is reserved for the metadata entry; rename that map.")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{str(k): np.asarray(v) for k, v in maps.items()},
+                        meta=np.array(json.dumps(dict(meta or {}), default=str)))
+    return buf.getvalue()
+
+
+def matplotlib_cmap(colorscale: str) -> LinearSegmentedColormap:
+    """The Plotly colour scale ``colorscale`` as a matplotlib colormap (same stops)."""
+    stops = pcolors.get_colorscale(colorscale)
+    colours = pcolors.convert_colors_to_same_type([c for _, c in stops], colortype="tuple")[0]
+    rgb = [tuple(v / 255.0 if max(c) > 1 else v for v in c) for c in colours]
+    return LinearSegmentedColormap.from_list(colorscale, list(zip([p for p, _ in stops], rgb)))
+
+
+def cell_height(cell_px: int, image_hw: tuple[int, int]) -> int:
+    """Height in pixels of a grid cell ``cell_px`` wide holding an image of ``image_hw``."""
+    return max(1, round(cell_px * image_hw[0] / image_hw[1]))
+
+
+def grid_png_size(
+    rows: int, cols: int, cell_px: int, image_hw: tuple[int, int], per_map_bars: bool, row_titles: bool
+) -> tuple[int, int]:
+    """(width, height) in pixels of :func:`grid_png`'s image.
+
+    Columns of ``cell_px`` (+ ``cell_px // 4`` for a colorbar beside each map), one shared
+    colorbar column of ``cell_px // 3`` otherwise, a left strip for row titles; rows of
+    :func:`cell_height`, a header for column titles and a footer.
+    """
+    bar = cell_px // 4 if per_map_bars else 0
+    width = (ROW_TITLE_PX if row_titles else MARGIN_PX) + cols * (cell_px + bar) + (0 if per_map_bars else cell_px // 3)
+    return width, HEADER_PX + rows * cell_height(cell_px, image_hw) + FOOTER_PX
+
+
+def grid_png(
+    img: np.ndarray,
+    maps: Sequence[Sequence[np.ndarray | None]],
+    row_titles: Sequence[str] | None = None,
+    col_titles: Sequence[str] | None = None,
+    scales: Scale | Sequence[Sequence[Scale | None]] | None = None,
+    opacity: float = 0.5,
+    cell_px: int = 240,
+) -> bytes:
+    """PNG bytes of the map grid (the static twin of :func:`figures.image.map_grid`), same scales and layout rules."""
+    grid = resolve_grid_scales(maps, scales)
+    rows, cols = len(maps), len(maps[0])
+    used = distinct(grid)
+    per_map = len(used) > 1
+    rgb = as_rgb_uint8(img)
+    H, W = rgb.shape[:2]
+    width, height = grid_png_size(rows, cols, cell_px, (H, W), per_map, bool(row_titles))
+    ch = cell_height(cell_px, (H, W))
+    dpi = 100
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    left = ROW_TITLE_PX if row_titles else MARGIN_PX
+    bar = cell_px // 4 if per_map else 0
+    pad = 4
+
+    def box(x: float, y: float, w: float, h: float) -> list[float]:  # pixel box (top-left origin) -> figure fraction
+        return [x / width, 1 - (y + h) / height, w / width, h / height]
+
+    mappable = None
+    for i in range(rows):
+        for j in range(cols):
+            x, y = left + j * (cell_px + bar), HEADER_PX + i * ch
+            ax = fig.add_axes(box(x + pad, y + pad, cell_px - 2 * pad, ch - 2 * pad))
+            ax.set_axis_off()
+            heat, scale = maps[i][j], grid[i][j]
+            ax.imshow(rgb, alpha=1.0 if heat is not None else 0.35)
+            if i == 0 and col_titles:
+                ax.set_title(col_titles[j], fontsize=11, pad=6)
+            if j == 0 and row_titles:
+                fig.text(x / width - 0.004, 1 - (y + ch / 2) / height, row_titles[i], rotation=90,
+                         ha="right", va="center", fontsize=11, fontweight="bold")
+            if heat is None or scale is None:
+                ax.text(W / 2, H / 2, "not computed", ha="center", va="center", color="#7b8794", fontsize=10)
+                continue
+            mappable = ax.imshow(np.asarray(heat, dtype=float), cmap=matplotlib_cmap(scale.colorscale),
+                                 vmin=scale.zmin, vmax=scale.zmax, alpha=opacity, interpolation="nearest",
+                                 extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+            if per_map:
+                cax = fig.add_axes(box(x + cell_px - 2, y + ch * 0.1, 8, ch * 0.8))
+                cb = fig.colorbar(mappable, cax=cax)
+                cb.ax.tick_params(labelsize=7)
+                cb.solids.set_alpha(1)
+    if mappable is not None and not per_map:
+        x0 = left + cols * cell_px + 6
+        cax = fig.add_axes(box(x0, HEADER_PX + rows * ch * 0.15, 10, rows * ch * 0.7))
+        cb = fig.colorbar(mappable, cax=cax)
+        cb.solids.set_alpha(1)
+        cb.ax.tick_params(labelsize=8)
+        cb.set_label(used[0].label.replace("\n", ", "), fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    plt.close(fig)
+    return buf.getvalue()

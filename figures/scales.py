@@ -1,0 +1,166 @@
+"""One home for colour-scale decisions: which range and colours each attribution map gets.
+
+Rules (documented here, relied on by every builder):
+
+- A *signed* map (values argue for and against the class, e.g. Integrated Gradients) gets a
+  diverging scale centred on zero: ``zmin = -m, zmax = +m`` with ``m = max |x|``, so white
+  means "no effect", red "for", blue "against".
+- A non-negative map gets a sequential scale anchored at zero: ``zmin = min(0, min x)``,
+  ``zmax = max x``, so the darkest colour always means "no evidence".
+- ``clip_percentile=p`` (e.g. 99.5) replaces the maxima above by the p-th percentile (of
+  ``|x|`` when signed, of ``x`` otherwise), so a few extreme pixels do not wash the map out;
+  values beyond it saturate.
+- NaNs are ignored; a map that is all-NaN, all-zero or constant still gets a valid,
+  non-empty range (``zmax > zmin``): ``[0, 1]``, ``[-1, 1]`` or ``[v, v + 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from explainers.errors import ExplainerError
+
+ScaleMode = Literal["per_map", "shared", "signed"]
+SCALE_MODES: tuple[str, ...] = ("per_map", "shared", "signed")
+SEQUENTIAL = "Inferno"
+DIVERGING = "RdBu_r"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A colour range and colour map for one or more maps; ``label`` explains it (lines split by ``\\n``)."""
+
+    zmin: float
+    zmax: float
+    colorscale: str
+    signed: bool
+    label: str
+
+    @property
+    def html_label(self) -> str:
+        """``label`` with Plotly line breaks, for colorbar titles."""
+        return self.label.replace("\n", "<br>")
+
+
+def is_signed(values: np.ndarray) -> bool:
+    """True when any finite value is negative."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return bool(finite.size and finite.min() < 0)
+
+
+def value_range(values: np.ndarray, signed: bool, clip_percentile: float | None = None) -> tuple[float, float]:
+    """``(zmin, zmax)`` for ``values`` under the module's rules; always ``zmax > zmin``."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (-1.0, 1.0) if signed else (0.0, 1.0)
+    if signed:
+        a = np.abs(v)
+        m = float(np.percentile(a, clip_percentile)) if clip_percentile is not None else float(a.max())
+        m = m if m > 0 else 1.0
+        return -m, m
+    if clip_percentile is not None:
+        lo, hi = float(np.percentile(v, 100.0 - clip_percentile)), float(np.percentile(v, clip_percentile))
+    else:
+        lo, hi = float(v.min()), float(v.max())
+    lo = min(lo, 0.0)
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def _label(quantity: str, shared: bool, signed: bool, clip_percentile: float | None) -> str:
+    lines = [quantity, "shared scale" if shared else "own scale"]
+    if signed:
+        lines.append("red + / blue −")
+    if clip_percentile is not None:
+        lines.append(f"clipped at p{clip_percentile:g}")
+    return "\n".join(lines)
+
+
+def scale_for(
+    maps: Sequence[np.ndarray | None],
+    mode: ScaleMode = "per_map",
+    signed: bool | Sequence[bool] | None = None,
+    clip_percentile: float | None = None,
+    quantity: str = "attribution",
+    sequential: str = SEQUENTIAL,
+    diverging: str = DIVERGING,
+) -> list[Scale | None]:
+    """One :class:`Scale` per map (``None`` where the map is ``None``).
+
+    ``mode``: ``"per_map"`` gives each map its own range; ``"shared"`` gives every map the
+    same :class:`Scale` object (signed if any map is); ``"signed"`` forces a diverging scale
+    centred on zero on each map, with its own range. ``signed``: ``None`` detects it from
+    the data (any negative value), a bool applies to all maps, a sequence is per map.
+    """
+    if mode not in SCALE_MODES:
+        raise ExplainerError(f"Unknown colour-scale mode {mode!r}; choose one of {', '.join(SCALE_MODES)}.")
+    if clip_percentile is not None and not 50.0 < clip_percentile <= 100.0:
+        raise ExplainerError(f"clip_percentile must be in (50, 100], got {clip_percentile}.")
+    maps = list(maps)
+    if mode == "signed":
+        flags = [True] * len(maps)
+    elif signed is None:
+        flags = [m is not None and is_signed(m) for m in maps]
+    elif isinstance(signed, bool):
+        flags = [signed] * len(maps)
+    else:
+        flags = list(signed)
+        if len(flags) != len(maps):
+            raise ExplainerError(f"Got {len(flags)} signed flags for {len(maps)} maps.")
+
+    def make(values: np.ndarray, is_sig: bool, shared: bool) -> Scale:
+        zmin, zmax = value_range(values, is_sig, clip_percentile)
+        return Scale(zmin, zmax, diverging if is_sig else sequential, is_sig, _label(quantity, shared, is_sig, clip_percentile))
+
+    present = [np.asarray(m, dtype=float).ravel() for m in maps if m is not None]
+    if mode == "shared" and present:
+        one = make(np.concatenate(present), any(flags), shared=True)
+        return [None if m is None else one for m in maps]
+    return [None if m is None else make(m, f, shared=False) for m, f in zip(maps, flags)]
+
+
+def scale_grid(
+    maps: Sequence[Sequence[np.ndarray | None]],
+    mode: ScaleMode = "per_map",
+    signed: bool | None = None,
+    clip_percentile: float | None = None,
+    quantity: str = "attribution",
+) -> list[list[Scale | None]]:
+    """:func:`scale_for` over a rows x columns grid of maps; returns the same nesting."""
+    flat = [m for row in maps for m in row]
+    scales = scale_for(flat, mode, signed, clip_percentile, quantity)
+    out, i = [], 0
+    for row in maps:
+        out.append(scales[i : i + len(row)])
+        i += len(row)
+    return out
+
+
+def resolve_grid_scales(
+    maps: Sequence[Sequence[np.ndarray | None]],
+    scales: Scale | Sequence[Sequence[Scale | None]] | None,
+) -> list[list[Scale | None]]:
+    """The scale of every cell of a map grid: ``None`` -> each map its own, one :class:`Scale` -> shared by all.
+
+    Checks that ``maps`` is a non-empty rectangle and that a nested ``scales`` has its shape.
+    """
+    if not maps or not maps[0] or any(len(r) != len(maps[0]) for r in maps):
+        raise ExplainerError("The map grid must be a non-empty rectangle (the same number of maps in every row).")
+    if scales is None:
+        return scale_grid(maps)
+    if isinstance(scales, Scale):
+        return [[None if m is None else scales for m in r] for r in maps]
+    grid = [list(r) for r in scales]
+    if [len(r) for r in grid] != [len(r) for r in maps]:
+        raise ExplainerError("Give one scale per map of the grid (same rows and columns).")
+    return grid
+
+
+def distinct(scales: Sequence[Sequence[Scale | None]]) -> list[Scale]:
+    """The distinct :class:`Scale` objects of a grid, in first-seen order (by identity)."""
+    return list({id(s): s for r in scales for s in r if s is not None}.values())

@@ -1,0 +1,264 @@
+"""Text figures: token heatmaps that read like text, layers x tokens, attention matrices.
+
+Token strings are HTML-escaped before Plotly sees them ("<s>" would otherwise render as
+markup). Axes over tokens are numeric with tick labels, never categorical, so a token that
+occurs twice keeps two columns.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explainers.errors import ExplainerError
+from figures.image import coloraxis_layout
+from figures.scales import DIVERGING, SEQUENTIAL, Scale, scale_for
+from figures.style import SPECIAL_TOKEN_COLOUR, apply_style
+
+LINE_PX = 30
+ROW_TITLE_PX = 34
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """One row of a token heatmap: a method's (or a text's) scores over its tokens.
+
+    ``words[i]`` is the word token ``i`` belongs to (shown on hover); ``special[i]`` marks
+    tokens such as [CLS]/[SEP], drawn grey and left out of automatic scales.
+    """
+
+    title: str
+    tokens: Sequence[str]
+    scores: np.ndarray
+    words: Sequence[str] | None = None
+    special: Sequence[bool] | None = None
+
+    def checked(self) -> TokenRow:
+        """Validated copy with ``scores`` as a float (T,) array."""
+        s = np.asarray(self.scores, dtype=float).reshape(-1)
+        n = len(self.tokens)
+        if s.size != n or (self.words is not None and len(self.words) != n) or (self.special is not None and len(self.special) != n):
+            raise ExplainerError(f"Row {self.title!r}: tokens, scores, words and special flags must have the same length.")
+        return TokenRow(self.title, list(self.tokens), s, self.words, self.special)
+
+    def special_mask(self) -> np.ndarray:
+        return np.zeros(len(self.tokens), bool) if self.special is None else np.asarray(self.special, bool)
+
+
+def wrap_tokens(tokens: Sequence[str], width: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lay tokens out like text: greedy line filling, ``width`` characters per line.
+
+    Token ``i`` takes ``max(len, 1) + 1`` columns (one for the gap). Returns per-token
+    ``(line, start column, columns)``; order is preserved (row-major). A token longer than
+    ``width`` gets a line of its own.
+    """
+    if width < 2:
+        raise ExplainerError("The token line width must be at least 2 characters.")
+    line, col = 0, 0
+    lines, starts, widths = [], [], []
+    for tok in tokens:
+        w = max(len(tok), 1) + 1
+        if col > 0 and col + w > width:
+            line, col = line + 1, 0
+        lines.append(line)
+        starts.append(col)
+        widths.append(w)
+        col += w
+    return np.array(lines, int), np.array(starts, float), np.array(widths, float)
+
+
+def text_colours(values: np.ndarray, scale: Scale) -> list[str]:
+    """Black or white, whichever reads better on each value's colour under ``scale``."""
+    t = np.clip((np.nan_to_num(values, nan=scale.zmin) - scale.zmin) / (scale.zmax - scale.zmin), 0, 1)
+    rgb = pcolors.sample_colorscale(scale.colorscale, list(t), colortype="tuple")
+    return ["#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#ffffff" for r, g, b in rgb]
+
+
+def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> tuple[list[go.Bar], int]:
+    lines, starts, widths = wrap_tokens(row.tokens, width)
+    special = row.special_mask()
+    shown = [html.escape(t) for t in row.tokens]
+    words = [html.escape(w) for w in (row.words if row.words is not None else row.tokens)]
+    custom = np.array([[t, w, s, "special token" if sp else ""] for t, w, s, sp in zip(shown, words, row.scores, special)], dtype=object)
+    hover = "<b>%{customdata[0]}</b>  (word: %{customdata[1]})<br>score %{customdata[2]:.4g} %{customdata[3]}<extra>" + html.escape(row.title) + "</extra>"
+    traces = []
+    for mask, is_special in ((~special, False), (special, True)):
+        if not mask.any():
+            continue
+        marker = (
+            dict(color=SPECIAL_TOKEN_COLOUR)
+            if is_special
+            else dict(color=row.scores[mask], coloraxis=coloraxis, line=dict(width=0))
+        )
+        traces.append(
+            go.Bar(
+                orientation="h",
+                base=starts[mask],
+                x=widths[mask] - 0.15,
+                y=lines[mask],
+                width=0.82,
+                marker=marker,
+                text=[shown[i] for i in np.flatnonzero(mask)],
+                textposition="inside",
+                insidetextanchor="middle",
+                textangle=0,
+                textfont=dict(color="#52606d" if is_special else text_colours(row.scores[mask], scale)),
+                customdata=custom[mask],
+                hovertemplate=hover,
+                showlegend=False,
+            )
+        )
+    return traces, int(lines.max()) + 1 if len(lines) else 1
+
+
+def token_heatmap_rows(
+    rows: Sequence[TokenRow],
+    scale: Scale | Sequence[Scale] | None = None,
+    shared: bool = True,
+    signed: bool | None = None,
+    width: int = 80,
+    title: str | None = None,
+) -> go.Figure:
+    """Rows of token heatmaps stacked vertically (methods one per row, or two texts to compare).
+
+    Each row reads like text: tokens in order, wrapped at ``width`` characters, each a box
+    coloured by its score; hover = token, word, raw score. ``scale``: one :class:`Scale` for
+    all rows, one per row, or ``None`` to compute one from the non-special scores (one
+    shared scale if ``shared``, else one per row; ``signed`` as in :func:`scale_for`).
+    """
+    rows = [r.checked() for r in rows]
+    if not rows:
+        raise ExplainerError("No token rows to draw.")
+    if scale is None:
+        scales = scale_for([r.scores[~r.special_mask()] for r in rows], "shared" if shared else "per_map", signed, quantity="score")
+    elif isinstance(scale, Scale):
+        scales = [scale] * len(rows)
+    else:
+        scales = list(scale)
+        if len(scales) != len(rows):
+            raise ExplainerError(f"Got {len(scales)} scales for {len(rows)} token rows.")
+    n_lines = [wrap_tokens(r.tokens, width)[0].max() + 1 if r.tokens else 1 for r in rows]
+    heights = [n * LINE_PX + ROW_TITLE_PX for n in n_lines]
+    fig = make_subplots(
+        rows=len(rows), cols=1, row_heights=heights, vertical_spacing=0.02 if len(rows) > 1 else 0,
+        subplot_titles=[html.escape(r.title) for r in rows],
+    )
+    one_scale = len({id(s) for s in scales}) == 1
+    for i, (row, sc) in enumerate(zip(rows, scales)):
+        axis = "coloraxis" if one_scale or i == 0 else f"coloraxis{i + 1}"
+        traces, lines = _row_traces(row, sc, axis, width)
+        for tr in traces:
+            fig.add_trace(tr, row=i + 1, col=1)
+        fig.update_yaxes(range=[lines - 0.5, -0.5], row=i + 1, col=1)
+        if one_scale and i > 0:
+            continue
+        if one_scale:
+            cb = dict(title=dict(text=sc.html_label, side="right"), len=min(1.0, 220 / sum(heights) + 0.2), y=1, yanchor="top")
+        else:
+            dom = fig.get_subplot(i + 1, 1).yaxis.domain
+            cb = dict(y=(dom[0] + dom[1]) / 2, len=max(dom[1] - dom[0], 0.12), thickness=10)
+        fig.update_layout({axis: coloraxis_layout(sc, cb)})
+    fig.update_xaxes(visible=False, range=[0, width], fixedrange=True)
+    fig.update_yaxes(visible=False, fixedrange=True)
+    fig.update_annotations(font_size=13, x=0, xanchor="left")
+    fig.update_layout(barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
+    return apply_style(fig, title, height=sum(heights) + (60 if title else 30))
+
+
+def token_heatmap(
+    tokens: Sequence[str],
+    scores: np.ndarray,
+    scale: Scale | None = None,
+    words: Sequence[str] | None = None,
+    special: Sequence[bool] | None = None,
+    width: int = 80,
+    title: str | None = None,
+) -> go.Figure:
+    """One token heatmap; see :func:`token_heatmap_rows`."""
+    return token_heatmap_rows([TokenRow("", tokens, scores, words, special)], scale, width=width, title=title)
+
+
+def normalise_rows(scores: np.ndarray, signed: bool) -> np.ndarray:
+    """Each row divided by its largest ``|value|`` (signed, to [-1, 1]) or largest value (to [0, 1]); zero rows stay 0."""
+    s = np.asarray(scores, dtype=float)
+    peak = np.nanmax(np.abs(s) if signed else s, axis=1, keepdims=True, initial=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(peak > 0, s / np.where(peak > 0, peak, 1.0), 0.0 * s)
+
+
+def _token_axis(tokens: Sequence[str]) -> dict:
+    return dict(tickvals=list(range(len(tokens))), ticktext=[html.escape(t) for t in tokens],
+                tickangle=-50 if len(tokens) > 12 else 0, tickfont=dict(size=11 if len(tokens) > 30 else 12),
+                showgrid=False, zeroline=False)
+
+
+def layers_tokens_heatmap(
+    scores: np.ndarray,
+    tokens: Sequence[str],
+    layer_labels: Sequence[str] | None = None,
+    normalise: Literal["global", "row"] = "global",
+    signed: bool | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Layers x tokens heatmap (e.g. per-layer Grad-CAM): rows = layers, the first at the bottom.
+
+    ``normalise="row"`` divides each row by its peak (:func:`normalise_rows`) to compare
+    where each layer looks; ``"global"`` keeps one scale for all. Hover always shows the raw
+    score with its layer and token. ``signed=None`` detects sign from the data.
+    """
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 2 or s.shape[1] != len(tokens):
+        raise ExplainerError(f"Expected scores of shape (layers, {len(tokens)}), got {s.shape}.")
+    labels = list(layer_labels) if layer_labels is not None else [f"layer {i + 1}" for i in range(s.shape[0])]
+    if len(labels) != s.shape[0]:
+        raise ExplainerError(f"Got {len(labels)} layer labels for {s.shape[0]} layers.")
+    is_signed = bool(np.nanmin(s, initial=0.0) < 0) if signed is None else signed
+    if normalise == "row":
+        z = normalise_rows(s, is_signed)
+        sc = Scale(-1.0 if is_signed else 0.0, 1.0, DIVERGING if is_signed else SEQUENTIAL, is_signed,
+                   "score / row peak\n" + ("red + / blue −" if is_signed else "per-row scale"))
+    elif normalise == "global":
+        z = s
+        sc = scale_for([s], "shared", is_signed, quantity="score")[0]
+    else:
+        raise ExplainerError(f"Unknown normalisation {normalise!r}; choose 'global' or 'row'.")
+    tok = [html.escape(t) for t in tokens]
+    custom = [[[labels[i], tok[j], s[i, j]] for j in range(s.shape[1])] for i in range(s.shape[0])]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, coloraxis="coloraxis", xgap=1, ygap=1, customdata=custom,
+            hovertemplate="%{customdata[0]} · <b>%{customdata[1]}</b><br>score %{customdata[2]:.4g}<extra></extra>",
+        )
+    )
+    fig.update_layout(coloraxis=coloraxis_layout(sc, dict(title=dict(text=sc.html_label, side="right"))))
+    fig.update_xaxes(**_token_axis(tokens))
+    fig.update_yaxes(tickvals=list(range(len(labels))), ticktext=labels, showgrid=False, zeroline=False)
+    return apply_style(fig, title, height=140 + 26 * len(labels))
+
+
+def attention_heatmap(att: np.ndarray, tokens: Sequence[str], title: str | None = None) -> go.Figure:
+    """A tokens x tokens attention (or rollout) matrix: row = query token, column = key token it attends to."""
+    a = np.asarray(att, dtype=float)
+    if a.shape != (len(tokens), len(tokens)):
+        raise ExplainerError(f"Expected an attention matrix of shape ({len(tokens)}, {len(tokens)}), got {a.shape}.")
+    tok = [html.escape(t) for t in tokens]
+    custom = [[[tok[i], tok[j]] for j in range(len(tok))] for i in range(len(tok))]
+    top = float(np.nanmax(a, initial=0.0))
+    fig = go.Figure(
+        go.Heatmap(
+            z=a, zmin=0.0, zmax=top if top > 0 else 1.0, colorscale="Blues", xgap=1, ygap=1, customdata=custom,
+            colorbar=dict(thickness=12, outlinewidth=0, title=dict(text="weight", side="right")),
+            hovertemplate="<b>%{customdata[0]}</b> → <b>%{customdata[1]}</b><br>weight %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(**_token_axis(tokens), title=dict(text="key (attended to)", font=dict(size=12)), side="top")
+    fig.update_yaxes(**{**_token_axis(tokens), "tickangle": 0}, autorange="reversed", title=dict(text="query", font=dict(size=12)))
+    fig.update_yaxes(scaleanchor="x", constrain="domain")
+    return apply_style(fig, title, height=max(360, 200 + 18 * len(tokens)))
