@@ -1,0 +1,11 @@
+"""Attribution methods for image classifiers, in pure torch (no UI imports).
+
+``explain(model, x, method, target=None, layer=None, **options) -> Attribution``;
+``explain_many`` shares one forward between the CAM-family methods and several targets.
+"""
+
+from explainers.api import METHODS, OPTIONS, explain, explain_many
+from explainers.attribution import Attribution
+from explainers.errors import ExplainerError
+
+__all__ = ["METHODS", "OPTIONS", "Attribution", "ExplainerError", "explain", "explain_many"]

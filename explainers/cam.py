@@ -1,0 +1,179 @@
+"""The CAM family: class activation maps from a layer's activations A (B, K, h, w).
+
+Each method is a function giving channel weights w (B, K); the map is the shared step
+``sum_k w_k A_k`` (ReLU for the gradient methods), upsampled bilinearly to the input
+(``align_corners=False``). Gradients G = d score / d A come from one forward whose graph
+starts at the layer (:func:`layer_pass`), shared by every method and target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explainers.capture import capture, layer_output
+from explainers.engine import Progress, chunked_gradients, noisy_inputs
+from explainers.errors import ExplainerError
+from explainers.targets import TargetSpec, resolve_targets, target_scores
+
+GRAD_CAM_PLUS_PLUS_EPS = 1e-6
+"""Added to Grad-CAM++'s alpha denominator, as pytorch-grad-cam does, so 0/0 cannot occur."""
+
+
+@dataclass
+class LayerPass:
+    """One forward's logits and layer activations, and per target spec its classes and gradients."""
+
+    logits: torch.Tensor
+    activations: torch.Tensor
+    targets: list[torch.Tensor]
+    gradients: list[torch.Tensor | None]
+
+
+def layer_pass(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    specs: Sequence[TargetSpec] | None,
+    *,
+    top_k: int | None = None,
+    gradients: bool = True,
+    score: str = "logit",
+) -> LayerPass:
+    """One forward of ``x`` and one ``autograd.grad`` per target spec to ``layer``'s output.
+
+    The graph spans only layer -> logits (see :func:`explainers.capture.capture`, ``detach``);
+    it is kept between targets (``retain_graph``) and freed after the last. With ``top_k`` the
+    specs are each item's k best classes, read from this same forward.
+    """
+    with capture(model, [layer], detach=True) as captured:
+        logits = model(x)
+        activations = layer_output(captured, layer)
+        if activations.ndim != 4:
+            raise ExplainerError(
+                f"Layer {layer!r} outputs shape {tuple(activations.shape)}, not a (B, C, H, W) "
+                "feature map; pick a convolutional layer."
+            )
+        if top_k is not None:
+            if not 1 <= top_k <= logits.shape[1]:
+                raise ExplainerError(f"top_k must be between 1 and {logits.shape[1]}, got {top_k}.")
+            ranked = logits.topk(top_k, dim=1).indices
+            specs = [ranked[:, k] for k in range(top_k)]
+        targets = [resolve_targets(logits, spec) for spec in specs]
+        grads: list[torch.Tensor | None] = []
+        for i, chosen in enumerate(targets):
+            if gradients:
+                total = target_scores(logits, chosen, score).sum()
+                (grad,) = torch.autograd.grad(total, activations, retain_graph=i < len(targets) - 1)
+                grads.append(grad)
+            else:
+                grads.append(None)
+        return LayerPass(logits.detach(), activations.detach(), targets, grads)
+
+
+def classifier_head(model: nn.Module, layer: str, activations: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The (K, C) weight W of the linear layer that CAM needs, after checking it applies.
+
+    CAM requires ``logits = W @ mean_hw(A) + b``: global average pooling of the layer's output,
+    then one linear layer. The check is literal: the last ``nn.Linear`` mapping C -> K must
+    reproduce the model's logits from the mean-pooled activations; otherwise CAM is refused.
+    """
+    channels, classes = activations.shape[1], logits.shape[1]
+    why = "CAM needs the layer to reach the logits through global average pooling and one linear layer"
+    linears = [
+        (name, m) for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m.in_features == channels and m.out_features == classes
+    ]
+    if not linears:
+        raise ExplainerError(
+            f"{why} (logits = W . mean(A) + b). No linear layer of this model maps the {channels} "
+            f"channels of {layer!r} to its {classes} classes. Use Grad-CAM, which works on any layer."
+        )
+    name, linear = linears[-1]
+    pooled = activations.mean(dim=(2, 3))
+    predicted = F.linear(pooled, linear.weight.detach(), None if linear.bias is None else linear.bias.detach())
+    error = (predicted - logits).abs().max().item()
+    if error > 1e-3 * (1.0 + logits.abs().max().item()):
+        raise ExplainerError(
+            f"{why} (logits = W . mean(A) + b). Mean-pooling the output of {layer!r} and applying the "
+            f"linear layer {name!r} gives logits off by {error:.3g}, so something else sits between "
+            "them (e.g. another layer or activation). Use Grad-CAM, which works on any layer."
+        )
+    return linear.weight.detach()
+
+
+def cam_weights(head_weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """CAM (Zhou et al. 2016, eq. 2): w_k = W[c, k], the final linear layer's weight for class c."""
+    return head_weight[targets]
+
+
+def grad_cam_weights(grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017, eq. 1): w_k = mean_ij dY^c/dA_k[i, j].
+
+    The counterfactual (negative) map of section 5 passes -G here.
+    """
+    return grads.mean(dim=(2, 3))
+
+
+def grad_cam_plus_plus_weights(
+    activations: torch.Tensor, grads: torch.Tensor, grads2: torch.Tensor | None = None, grads3: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19 with exp(S) -> the logit), as pytorch-grad-cam:
+
+    alpha = G^2 / (2 G^2 + sum_ab A_ab * G^3 + eps), alpha = 0 where G == 0,
+    w_k = sum_ij ReLU(G_ij) * alpha_ij.
+    ``grads2``/``grads3`` replace G^2/G^3 when they are averaged separately (Smooth Grad-CAM++).
+    """
+    grads2 = grads * grads if grads2 is None else grads2
+    grads3 = grads2 * grads if grads3 is None else grads3
+    activation_sums = activations.sum(dim=(2, 3), keepdim=True)
+    alpha = grads2 / (2 * grads2 + activation_sums * grads3 + GRAD_CAM_PLUS_PLUS_EPS)
+    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+    return (F.relu(grads) * alpha).sum(dim=(2, 3))
+
+
+def weighted_map(activations: torch.Tensor, weights: torch.Tensor, relu: bool) -> torch.Tensor:
+    """sum_k w_k A_k at the layer's resolution (B, h, w), ReLU'd for the gradient methods."""
+    raw = torch.einsum("bk,bkhw->bhw", weights, activations)
+    return F.relu(raw) if relu else raw
+
+
+def upsample(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, h, w) -> (B, H, W) by bilinear interpolation, ``align_corners=False``."""
+    return F.interpolate(raw[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def smoothed_gradient_moments(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    targets: torch.Tensor,
+    *,
+    samples: int,
+    noise_level: float,
+    generator: torch.Generator,
+    score: str,
+    memory_mb: float,
+    progress: Progress = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Smooth Grad-CAM++ (Omeiza et al. 2019, eq. 8-10): the means over ``samples`` noisy copies
+    of G, G^2 and G^3 at ``layer``, with the noise of SmoothGrad (see
+    :func:`explainers.engine.noisy_inputs`). They enter :func:`grad_cam_plus_plus_weights` in
+    place of G, G^2, G^3, together with the activations of the clean input.
+    """
+    moments: list[torch.Tensor | float] = [0.0, 0.0, 0.0]
+
+    def accumulate(_start: int, _stop: int, grads: torch.Tensor, _targets: torch.Tensor) -> None:
+        for power in (1, 2, 3):
+            moments[power - 1] = moments[power - 1] + grads.pow(power).sum(dim=0)
+
+    chunked_gradients(
+        model, noisy_inputs(x, noise_level, generator), samples, targets, accumulate,
+        layer=layer, score=score, memory_mb=memory_mb, progress=progress,
+    )
+    d1, d2, d3 = (moment / samples for moment in moments)
+    return d1, d2, d3

@@ -1,0 +1,129 @@
+"""Capturing chosen modules' outputs during one forward, leaving the model as it was found.
+
+``capture(model, ["layer4"])`` registers forward hooks on the named modules, records each
+one's output during every forward run inside the ``with`` block, and removes the hooks in
+``finally``; the model's ``training`` flags, every parameter's ``requires_grad``, and the
+autograd mode are restored however the block ends (an exception in the model included).
+
+With ``detach=True`` the recorded output is a fresh leaf, ``out.detach().requires_grad_()``,
+and the rest of the network receives a copy of it. Gradients then stop at the layer: with the
+parameters frozen (the default) nothing before the layer builds an autograd graph, so a
+gradient to the layer costs about one forward (the graph only spans layer -> logits). The
+copy keeps the recorded tensor intact when the next module works in place (``ReLU(inplace)``).
+
+Any module whose output is a tensor, or a tuple/list whose first item is a tensor (e.g. a
+transformer block), can be captured; the first item is what is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from explainers.errors import ExplainerError
+
+
+def find_module(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name`` (as in ``model.named_modules()``), or a clear error."""
+    modules = dict(model.named_modules())
+    if name not in modules:
+        candidates = [n for n in modules if n]
+        shown = ", ".join(candidates[-12:])
+        more = f" (last 12 of {len(candidates)})" if len(candidates) > 12 else ""
+        raise ExplainerError(f"No layer named {name!r}; candidates{more}: {shown}.")
+    return modules[name]
+
+
+@contextmanager
+def preserved_state(model: nn.Module, *, eval_mode: bool = True, freeze: bool = True) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode and its parameters frozen, then restore both.
+
+    Freezing (``requires_grad=False``) stops autograd from saving anything for parameter
+    gradients, which no attribution needs. Autograd is switched on inside the block (callers
+    may be under ``torch.no_grad()``) and the previous mode is restored afterwards.
+    """
+    training = {m: m.training for m in model.modules()}
+    flags = {p: p.requires_grad for p in model.parameters()}
+    grad_mode = torch.is_grad_enabled()
+    try:
+        if eval_mode:
+            model.eval()
+        if freeze:
+            for p in flags:
+                p.requires_grad_(False)
+        torch.set_grad_enabled(True)
+        yield
+    finally:
+        torch.set_grad_enabled(grad_mode)
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        for m, flag in training.items():
+            m.training = flag
+
+
+class Captured(dict):
+    """Layer name -> the output recorded during the latest forward (cleared as each starts)."""
+
+
+@contextmanager
+def capture(
+    model: nn.Module,
+    layers: Sequence[str],
+    *,
+    detach: bool = False,
+    eval_mode: bool = True,
+    freeze: bool = True,
+) -> Iterator[Captured]:
+    """Record the outputs of ``layers`` in every forward of ``model`` run inside the block.
+
+    Yields a dict (name -> tensor) refilled at each call of ``model``. A layer that runs twice
+    in one forward (a shared module) is refused, because its output would be ambiguous.
+    ``detach``, ``eval_mode`` and ``freeze`` are described in the module docstring and
+    :func:`preserved_state`.
+    """
+    modules = {name: find_module(model, name) for name in layers}
+    captured = Captured()
+    handles = []
+
+    def start(_module, _inputs) -> None:
+        captured.clear()
+
+    def recorder(name: str):
+        def hook(_module, _inputs, output):
+            first = output[0] if isinstance(output, (tuple, list)) and output else output
+            if not isinstance(first, torch.Tensor):
+                raise ExplainerError(f"Layer {name!r} does not output a tensor; pick another layer.")
+            if name in captured:
+                raise ExplainerError(
+                    f"Layer {name!r} runs more than once in one forward (a shared module), so "
+                    "its output is ambiguous; pick a layer that is used once."
+                )
+            recorded = first.detach().requires_grad_() if detach else first
+            captured[name] = recorded
+            passed_on = recorded.clone()
+            if first is output:
+                return passed_on
+            return type(output)([passed_on, *output[1:]]) if isinstance(output, list) else (passed_on, *output[1:])
+
+        return hook
+
+    with preserved_state(model, eval_mode=eval_mode, freeze=freeze):
+        try:
+            handles.append(model.register_forward_pre_hook(start))
+            for name, module in modules.items():
+                handles.append(module.register_forward_hook(recorder(name)))
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+            captured.clear()
+
+
+def layer_output(captured: Captured, name: str) -> torch.Tensor:
+    """The recorded output of ``name`` in the latest forward, or a clear error if it never ran."""
+    if name not in captured:
+        raise ExplainerError(f"Layer {name!r} was not used in the forward pass; pick a layer the model runs.")
+    return captured[name]

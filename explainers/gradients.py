@@ -1,0 +1,153 @@
+"""Input-gradient methods: Saliency, SmoothGrad and Integrated Gradients.
+
+All three run on :func:`explainers.engine.chunked_gradients` (chunks sized to ``memory_mb``,
+``progress(done, total)`` after each chunk). ``pixel`` keeps the per-channel values (B, C, H, W);
+``maps`` reduces them over channels as each method's convention says.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explainers.attribution import Attribution
+from explainers.engine import chunked_gradients, noise_generator, noisy_inputs, predict
+from explainers.errors import ExplainerError
+from explainers.quadrature import quadrature
+from explainers.targets import TargetSpec, resolve_targets, target_scores
+
+BASELINES = ("zero", "black", "blur", "uniform")
+
+
+def saliency(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
+    """Saliency (Simonyan et al. 2014): map = max_c |d score / d x_c|; ``pixel`` = the signed gradient.
+
+    One forward + backward; target None is read from that same forward.
+    """
+    found: dict[str, torch.Tensor] = {}
+
+    def keep(_start: int, _stop: int, grads: torch.Tensor, targets: torch.Tensor) -> None:
+        found["grads"], found["targets"] = grads[0], targets[0]
+
+    chunked_gradients(model, lambda start, stop: x[None], 1, target, keep, score=options["score"])
+    grads = found["grads"]
+    return Attribution(grads.abs().amax(dim=1), found["targets"].tolist(), "saliency", pixel=grads)
+
+
+def smoothgrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
+    """SmoothGrad (Smilkov et al. 2017): map = mean over n noisy copies of the saliency map
+    max_c |d score / d x_c|; ``pixel`` = mean of the signed gradients (the paper's M-hat).
+
+    Noise: N(0, sigma^2), sigma = noise_level * (max - min) of each item (``samples`` copies,
+    reproducible with ``seed``). Targets are read from the clean input (one extra forward when
+    ``target`` is None).
+    """
+    targets = resolve_targets(predict(model, x), target) if target is None else target
+    generator = noise_generator(options["seed"], x.device)
+    seed = generator.initial_seed()
+    sums: dict[str, torch.Tensor | float] = {"maps": 0.0, "pixel": 0.0}
+
+    def accumulate(_start: int, _stop: int, grads: torch.Tensor, chosen: torch.Tensor) -> None:
+        sums["maps"] = sums["maps"] + grads.abs().amax(dim=2).sum(dim=0)
+        sums["pixel"] = sums["pixel"] + grads.sum(dim=0)
+        sums["targets"] = chosen[0]
+
+    n = options["samples"]
+    chunked_gradients(
+        model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate,
+        score=options["score"], memory_mb=options["memory_mb"], progress=options["progress"],
+    )
+    return Attribution(
+        sums["maps"] / n, sums["targets"].tolist(), "smoothgrad", pixel=sums["pixel"] / n, extras={"seed": seed}
+    )
+
+
+def make_baseline(x: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+    """The IG baseline, shaped like ``x``:
+
+    - ``"zero"``: the zero tensor (the mean image under mean/std preprocessing);
+    - ``"black"``: a black image after preprocessing, from ``black`` = the per-channel value a
+      black pixel takes (e.g. -mean/std, or -127/128 under TF scaling);
+    - ``"blur"``: ``x`` blurred by a Gaussian of ``blur_sigma`` pixels (reflect padding);
+    - ``"uniform"``: uniform noise in [min, max] of each item (``seed``);
+    - a tensor broadcastable to ``x``: taken as is.
+    """
+    baseline = options["baseline"]
+    if isinstance(baseline, torch.Tensor):
+        try:
+            made = torch.broadcast_to(baseline.to(device=x.device, dtype=x.dtype), x.shape).clone()
+        except RuntimeError as err:
+            raise ExplainerError(f"baseline of shape {tuple(baseline.shape)} does not fit the input {tuple(x.shape)}.") from err
+        if not torch.isfinite(made).all():
+            raise ExplainerError("baseline contains NaN or infinite values.")
+        return made
+    if baseline == "zero":
+        return torch.zeros_like(x)
+    if baseline == "black":
+        if options["black"] is None:
+            raise ExplainerError(
+                "baseline='black' needs black=<value of a black pixel after preprocessing, per "
+                "channel> (e.g. -mean/std); or use baseline='zero'."
+            )
+        black = torch.as_tensor(options["black"], dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+        if black.shape[1] not in (1, x.shape[1]) or not torch.isfinite(black).all():
+            raise ExplainerError(f"black must be {x.shape[1]} finite numbers (one per channel).")
+        return black.expand_as(x).clone()
+    if baseline == "blur":
+        return gaussian_blur(x, options["blur_sigma"])
+    generator = noise_generator(options["seed"], x.device)
+    low = x.amin(dim=(1, 2, 3), keepdim=True)
+    high = x.amax(dim=(1, 2, 3), keepdim=True)
+    return low + (high - low) * torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of each channel, kernel radius ceil(3 sigma) capped by the image, reflect padding."""
+    radius = min(math.ceil(3 * sigma), x.shape[2] - 1, x.shape[3] - 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
+    """Integrated Gradients (Sundararajan et al. 2017, eq. 1, approximated by quadrature):
+
+    attr = (x - x') * sum_s w_s * d score / d x at x' + alpha_s (x - x'),
+    with (alpha_s, w_s) from ``rule`` (Gauss-Legendre by default) and ``steps`` nodes.
+    ``pixel`` = attr; ``maps`` = sum over channels of attr.
+    ``extras["delta"]`` = sum(attr) - (f(x) - f(x')) per item (completeness error), with
+    ``extras["score"]`` = f(x) and ``extras["baseline_score"]`` = f(x').
+    """
+    baseline = make_baseline(x, options)
+    both = predict(model, torch.cat([x, baseline]))
+    items = x.shape[0]
+    targets = resolve_targets(both[:items], target)
+    score_x = target_scores(both[:items], targets, options["score"])
+    score_baseline = target_scores(both[items:], targets, options["score"])
+    alphas, weights = quadrature(options["rule"], options["steps"])
+    alphas, weights = alphas.to(x.device, x.dtype), weights.to(x.device, x.dtype)
+    difference = x - baseline
+    total: list[torch.Tensor | float] = [0.0]
+
+    def path(start: int, stop: int) -> torch.Tensor:
+        return baseline + alphas[start:stop].view(-1, 1, 1, 1, 1) * difference
+
+    def accumulate(start: int, stop: int, grads: torch.Tensor, _targets: torch.Tensor) -> None:
+        total[0] = total[0] + torch.einsum("s,sbchw->bchw", weights[start:stop], grads)
+
+    chunked_gradients(
+        model, path, options["steps"], targets, accumulate,
+        score=options["score"], memory_mb=options["memory_mb"], progress=options["progress"],
+    )
+    attr = difference * total[0]
+    delta = attr.sum(dim=(1, 2, 3)) - (score_x - score_baseline)
+    extras = {"delta": delta, "score": score_x, "baseline_score": score_baseline, "baseline": baseline}
+    return Attribution(attr.sum(dim=1), targets.tolist(), "integrated_gradients", pixel=attr, extras=extras)

@@ -1,0 +1,414 @@
+"""Token attributions for text classifiers: BERT-family encoders and a convolutional text CNN.
+
+``explain_text(model, tokenizer, text, method, target=None, **options) -> TextAttribution``
+(a list of them for a list of texts). ``model`` is the classifier module (a Hugging Face
+``*ForSequenceClassification`` or a text CNN whose forward takes ``input_ids`` and
+``attention_mask``); the target score is the logit by default (``score="probability"`` for
+the softmax). Methods (:data:`TEXT_METHODS`):
+
+- ``integrated_gradients`` (Sundararajan et al. 2017) on the word-embedding output e:
+  ``attr = (e - e') * sum_i w_i d s / d e (e' + a_i (e - e'))`` with Gauss-Legendre nodes
+  ``a_i`` and weights ``w_i`` (``n_steps=50``); token score = sum over the hidden dimension.
+  Baseline e' (``baseline=``): ``"pad"`` (every non-special token replaced by [PAD], special
+  tokens kept; default), ``"mask"`` ([MASK] instead) or ``"zeros"`` (zero embeddings).
+  ``extras["delta"] = sum(attr) - (s(e) - s(e'))``, the completeness gap. Steps run in chunks
+  sized to ``memory_mb`` (see :mod:`explainers.engine`), or ``batch_size`` steps per chunk.
+- ``saliency``: ``||d s / d e_t||_2`` per token (Simonyan et al. 2014).
+- ``grad_x_input``: ``sum_d (d s / d e_t)_d * e_t,d`` (Shrikumar et al. 2016).
+- ``layer_grad_cam``: for each layer l with output H_l (T, D): ``w_l = mean_t d s / d H_l``,
+  ``score_l = ReLU(H_l w_l)`` (Selvaraju et al. 2017, applied per layer), scores (L, T). All
+  layers come from one forward and one ``autograd.grad`` call. Transformers: every encoder
+  layer, plus the embeddings output as row 0 with ``include_embeddings=True``. Text CNN: one
+  row per convolution (kernel width). ``signed=True`` drops the ReLU.
+- ``grad_cam`` (text CNN only): the Grad-CAM of every convolution, summed over kernel widths,
+  (T,). The CNN's ``convs.<i>`` outputs are aligned with the tokens ("same" padding), so the
+  map's value at position t is token t's weight.
+- ``attention_rollout`` (Abnar & Zuidema 2020): ``R = prod_l rownorm(mean_heads(A_l) + I)``
+  (first layer rightmost); scores = row ``row`` of R (default 0, the [CLS] token). Needs the
+  attention weights, i.e. a model loaded with ``attn_implementation="eager"``.
+
+Text longer than the model's maximum length is truncated and flagged
+(``extras["truncated"]``); empty text raises :class:`ExplainerError`. To run several methods
+on one text, :func:`prepare_text` once (tokens, the target forward) and pass the result as
+``text``, or call :func:`explain_text_many`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from explainers.capture import capture, layer_output, preserved_state
+from explainers.engine import chunked_gradients
+from explainers.errors import ExplainerError
+from explainers.quadrature import gauss_legendre
+from explainers.targets import SCORES, resolve_targets, target_scores
+from explainers.text_words import detect_scheme, merge_words
+
+TEXT_METHODS = (
+    "integrated_gradients",
+    "saliency",
+    "grad_x_input",
+    "layer_grad_cam",
+    "grad_cam",
+    "attention_rollout",
+)
+BASELINES = ("pad", "mask", "zeros")
+
+
+@dataclass
+class TextAttribution:
+    """Token and word scores for one text.
+
+    - ``tokens``: the model's tokens, special tokens included; ``special[i]`` marks them.
+    - ``scores``: (T,) or (L, T) for layer methods (row names in ``layers``), raw values.
+    - ``words`` / ``word_scores`` ((W,) or (L, W)): pieces merged into words (sum of piece
+      scores, special tokens excluded; see :mod:`explainers.text_words`); ``token_word[i]``
+      is token i's word index (-1 for special tokens).
+    - ``target`` (class index), ``method``, ``options`` (in effect, defaults filled in),
+      ``extras``: ``truncated`` and ``n_tokens`` (before truncation) always; ``delta`` for IG.
+    """
+
+    text: str
+    tokens: list[str]
+    special: list[bool]
+    scores: np.ndarray
+    words: list[str]
+    word_scores: np.ndarray
+    token_word: list[int]
+    target: int
+    method: str
+    layers: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedText:
+    """One text tokenised for one model, with its logits: reusable by every method."""
+
+    text: str
+    inputs: dict[str, torch.Tensor]
+    tokens: list[str]
+    special: list[bool]
+    truncated: bool
+    n_tokens: int
+    logits: torch.Tensor
+    cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def batch(self, n: int) -> dict[str, torch.Tensor]:
+        """The model inputs repeated ``n`` times along the batch dimension."""
+        return {k: v.expand(n, -1) for k, v in self.inputs.items()}
+
+
+def is_transformer(model: nn.Module) -> bool:
+    """True for a Hugging Face encoder (a ``config`` with ``num_hidden_layers``)."""
+    return hasattr(getattr(model, "config", None), "num_hidden_layers")
+
+
+def text_methods(model: nn.Module) -> tuple[str, ...]:
+    """The methods of :data:`TEXT_METHODS` that apply to ``model``."""
+    skip = "grad_cam" if is_transformer(model) else "attention_rollout"
+    return tuple(m for m in TEXT_METHODS if m != skip)
+
+
+def _logits(output) -> torch.Tensor:
+    return getattr(output, "logits", output)
+
+
+def _max_length(model: nn.Module, tokenizer, max_length: int | None) -> int:
+    """The smallest of the option, the model's position table and the tokenizer's limit."""
+    limits = [max_length, getattr(getattr(model, "config", None), "max_position_embeddings", None)]
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_limit is not None and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    known = [int(x) for x in limits if x is not None]
+    if not known:
+        raise ExplainerError("The model and tokenizer state no maximum length; pass max_length=.")
+    return min(known)
+
+
+def prepare_text(model: nn.Module, tokenizer, text: str, max_length: int | None = None) -> PreparedText:
+    """Tokenise ``text`` (truncating to the model's maximum length) and run the target forward."""
+    if not isinstance(text, str):
+        raise ExplainerError(f"Text must be a string, not {type(text).__name__}.")
+    if not text.strip():
+        raise ExplainerError("The text is empty (or only whitespace): type a sentence to explain.")
+    limit = _max_length(model, tokenizer, max_length)
+    n_tokens = len(tokenizer(text, verbose=False)["input_ids"])
+    encoded = tokenizer(text, truncation=True, max_length=limit, return_tensors="pt",
+                        return_special_tokens_mask=True)
+    special = [bool(s) for s in encoded.pop("special_tokens_mask")[0].tolist()]
+    if all(special):
+        raise ExplainerError("The text has no tokens the model can read (only special tokens).")
+    keep = ("input_ids", "attention_mask") + (("token_type_ids",) if is_transformer(model) else ())
+    device = next(model.parameters()).device
+    inputs = {k: encoded[k].to(device) for k in keep if k in encoded}
+    with preserved_state(model), torch.no_grad():
+        logits = _logits(model(**inputs)).detach()
+    return PreparedText(text, inputs, tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
+                        special, n_tokens > limit, n_tokens, logits)
+
+
+def _module_name(model: nn.Module, module: nn.Module) -> str:
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name
+    raise ExplainerError("The word-embedding layer is not a submodule of the model.")
+
+
+def _word_embeddings(model: nn.Module) -> tuple[str, nn.Embedding]:
+    """Name and module of the word-embedding table (``get_input_embeddings`` or the first Embedding)."""
+    getter = getattr(model, "get_input_embeddings", None)
+    module = getter() if callable(getter) else None
+    if not isinstance(module, nn.Embedding):
+        module = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    if module is None:
+        raise ExplainerError("This model has no word-embedding layer, so token gradients are undefined.")
+    return _module_name(model, module), module
+
+
+class _FromWordEmbeddings(nn.Module):
+    """``forward(e (N, T, D)) -> logits``: the model with its word-embedding output replaced by e.
+
+    The replacement is a forward hook on the embedding table, registered for one call and
+    removed in ``finally``. Position and segment embeddings, masks and the rest run as usual.
+    """
+
+    def __init__(self, model: nn.Module, embedding: nn.Embedding, prepared: PreparedText) -> None:
+        super().__init__()
+        self.model, self.embedding, self.prepared = model, embedding, prepared
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        handle = self.embedding.register_forward_hook(lambda _m, _i, _o: embeds)
+        try:
+            return _logits(self.model(**self.prepared.batch(embeds.shape[0])))
+        finally:
+            handle.remove()
+
+
+def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: torch.Tensor,
+                         weights: torch.Tensor, target: int, score: str, memory_mb: float,
+                         batch_size: int | None) -> torch.Tensor:
+    """``sum_i weights[i] * d s / d e`` at the word-embedding outputs ``points`` (N, T, D), as (T, D)."""
+    _, embedding = _word_embeddings(model)
+    wrapper = _FromWordEmbeddings(model, embedding, prepared)
+    total = torch.zeros(points.shape[1:], dtype=points.dtype, device=points.device)
+    w = weights.to(points)
+
+    def accumulate(start: int, stop: int, grads: torch.Tensor, _targets) -> None:
+        total.add_(torch.einsum("s,std->td", w[start:stop], grads[:, 0]))
+
+    if batch_size is not None:  # a fixed chunk size: the budget that fits exactly that many steps
+        memory_mb = float("inf") if batch_size >= len(points) else memory_mb
+    chunked_gradients(wrapper, lambda a, b: points[a:b, None], len(points), target, accumulate,
+                      score=score, memory_mb=memory_mb)
+    return total
+
+
+def _input_gradient(model: nn.Module, prepared: PreparedText, target: int, score: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word embeddings e (T, D) and d s / d e (T, D); cached on ``prepared`` for reuse."""
+    key = ("input_gradient", target, score)
+    if key not in prepared.cache:
+        _, embedding = _word_embeddings(model)
+        with torch.no_grad():
+            embeds = embedding(prepared.inputs["input_ids"])
+        grad = _embedding_gradients(model, prepared, embeds, torch.ones(1), target, score, 1024.0, None)
+        prepared.cache[key] = torch.stack([embeds[0], grad])
+    embeds, grad = prepared.cache[key]
+    return embeds, grad
+
+
+def _saliency(model, tokenizer, prepared, target, score: str = "logit") -> tuple[torch.Tensor, dict]:
+    _, grad = _input_gradient(model, prepared, target, score)
+    return grad.norm(dim=-1), {}
+
+
+def _grad_x_input(model, tokenizer, prepared, target, score: str = "logit") -> tuple[torch.Tensor, dict]:
+    embeds, grad = _input_gradient(model, prepared, target, score)
+    return (grad * embeds).sum(dim=-1), {}
+
+
+def _baseline_ids(tokenizer, prepared: PreparedText, baseline: str) -> torch.Tensor:
+    """The input ids with every non-special token replaced by [PAD] or [MASK]."""
+    token = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
+    if token is None:
+        raise ExplainerError(f"This tokenizer has no {baseline} token; choose another IG baseline.")
+    ids = prepared.inputs["input_ids"].clone()
+    ids[0, ~torch.tensor(prepared.special, device=ids.device)] = token
+    return ids
+
+
+def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logit",
+                          baseline: str = "pad", n_steps: int = 50, memory_mb: float = 1024.0,
+                          batch_size: int | None = None) -> tuple[torch.Tensor, dict]:
+    if baseline not in BASELINES:
+        raise ExplainerError(f"Unknown IG baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
+    if n_steps < 1:
+        raise ExplainerError("n_steps must be at least 1.")
+    _, embedding = _word_embeddings(model)
+    with torch.no_grad():
+        embeds = embedding(prepared.inputs["input_ids"])[0]
+        base = (torch.zeros_like(embeds) if baseline == "zeros"
+                else embedding(_baseline_ids(tokenizer, prepared, baseline))[0])
+    alphas, weights = gauss_legendre(n_steps)
+    diff = embeds - base
+    points = base + alphas.to(embeds)[:, None, None] * diff
+    grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb, batch_size)
+    attr = diff * grad_sum
+    wrapper = _FromWordEmbeddings(model, embedding, prepared)
+    targets = torch.tensor([target])
+    with preserved_state(model), torch.no_grad():
+        base_score = target_scores(wrapper(base[None]), targets, score)[0]
+    input_score = target_scores(prepared.logits, targets, score)[0]
+    delta = float(attr.sum() - (input_score - base_score))
+    return attr.sum(dim=-1), {"delta": delta}
+
+
+def _encoder_layers(model: nn.Module, include_embeddings: bool) -> list[str]:
+    """Names of the encoder blocks (the ModuleList of ``num_hidden_layers`` modules), in order."""
+    count = model.config.num_hidden_layers
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            names = [f"{name}.{i}" for i in range(count)]
+            break
+    else:
+        raise ExplainerError("Cannot find this transformer's list of encoder layers.")
+    if include_embeddings:
+        modules = dict(model.named_modules())
+        prefix = getattr(model, "base_model_prefix", "")
+        embeddings = f"{prefix}.embeddings" if prefix else "embeddings"
+        if embeddings not in modules:
+            raise ExplainerError("Cannot find this transformer's embeddings block for layer 0.")
+        names.insert(0, embeddings)
+    return names
+
+
+def _conv_layers(model: nn.Module) -> list[str]:
+    """Names of the text CNN's per-width blocks ``convs.<i>``."""
+    convs = getattr(model, "convs", None)
+    if not isinstance(convs, nn.ModuleList):
+        raise ExplainerError("This model is neither a transformer nor a text CNN with `convs` layers.")
+    return [f"convs.{i}" for i in range(len(convs))]
+
+
+def grad_cam_rows(activations: Sequence[torch.Tensor], gradients: Sequence[torch.Tensor],
+                  signed: bool = False) -> torch.Tensor:
+    """Per-layer Grad-CAM: for each (A (T, D), G (T, D)): ``ReLU(A @ mean_t G)``, stacked (L, T)."""
+    rows = torch.stack([a @ g.mean(dim=0) for a, g in zip(activations, gradients, strict=True)])
+    return rows if signed else rows.clamp_min(0)
+
+
+def _layer_maps(model: nn.Module, prepared: PreparedText, layers: list[str], target: int,
+                score: str, signed: bool, channels_first: bool) -> torch.Tensor:
+    """Grad-CAM rows (L, T) for ``layers``, from one forward and one ``autograd.grad`` call.
+
+    The word-embedding output is captured as a detached leaf (the root of the graph), the
+    layers as they are; ``channels_first`` layers output (B, C, T) instead of (B, T, D).
+    """
+    root, _ = _word_embeddings(model)
+    with capture(model, [root], detach=True), capture(model, layers) as captured:
+        logits = _logits(model(**prepared.inputs))
+        outputs = [layer_output(captured, name) for name in layers]
+        grads = torch.autograd.grad(target_scores(logits, torch.tensor([target]), score).sum(), outputs)
+    first = (lambda t: t[0].transpose(0, 1)) if channels_first else (lambda t: t[0])
+    return grad_cam_rows([first(o).detach() for o in outputs], [first(g) for g in grads], signed)
+
+
+def _layer_grad_cam(model, tokenizer, prepared, target, score: str = "logit",
+                    include_embeddings: bool = False, signed: bool = False) -> tuple[torch.Tensor, dict]:
+    if is_transformer(model):
+        layers = _encoder_layers(model, include_embeddings)
+        return _layer_maps(model, prepared, layers, target, score, signed, False), {"layers": layers}
+    layers = _conv_layers(model)
+    return _layer_maps(model, prepared, layers, target, score, signed, True), {"layers": layers}
+
+
+def _grad_cam(model, tokenizer, prepared, target, score: str = "logit",
+              signed: bool = False) -> tuple[torch.Tensor, dict]:
+    if is_transformer(model):
+        raise ExplainerError("grad_cam is the text-CNN method; for a transformer use layer_grad_cam.")
+    layers = _conv_layers(model)
+    return _layer_maps(model, prepared, layers, target, score, signed, True).sum(dim=0), {}
+
+
+def rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout (T, T) from per-layer attentions (heads, T, T), first layer first."""
+    result = None
+    for attention in attentions:
+        a = attention.mean(dim=0) + torch.eye(attention.shape[-1], dtype=attention.dtype)
+        a = a / a.sum(dim=-1, keepdim=True)
+        result = a if result is None else a @ result
+    return result
+
+
+def _attention_rollout(model, tokenizer, prepared, target, row: int = 0) -> tuple[torch.Tensor, dict]:
+    if not is_transformer(model):
+        raise ExplainerError("Attention rollout needs a transformer; this model has no attention.")
+    with preserved_state(model), torch.no_grad():
+        attentions = model(**prepared.inputs, output_attentions=True).attentions
+    if not attentions:
+        raise ExplainerError(
+            "This model did not return attention weights (attention implementation "
+            f"{getattr(model.config, '_attn_implementation', '?')!r}); load it with "
+            'attn_implementation="eager" for attention rollout.'
+        )
+    return rollout([a[0].float() for a in attentions])[row], {"target_independent": True}
+
+
+_METHODS = {
+    "integrated_gradients": _integrated_gradients,
+    "saliency": _saliency,
+    "grad_x_input": _grad_x_input,
+    "layer_grad_cam": _layer_grad_cam,
+    "grad_cam": _grad_cam,
+    "attention_rollout": _attention_rollout,
+}
+
+
+def _explain_prepared(model, tokenizer, prepared: PreparedText, method: str, target, options) -> TextAttribution:
+    if method not in _METHODS:
+        raise ExplainerError(f"Unknown text method {method!r}; choose one of {', '.join(TEXT_METHODS)}.")
+    if options.get("score", "logit") not in SCORES:
+        raise ExplainerError(f"score must be one of {', '.join(SCORES)}.")
+    chosen = int(resolve_targets(prepared.logits, target)[0])
+    try:
+        scores, extras = _METHODS[method](model, tokenizer, prepared, chosen, **options)
+    except TypeError as err:
+        if "unexpected keyword" in str(err):
+            raise ExplainerError(f"Option not understood by {method}: {err}") from err
+        raise
+    layers = extras.pop("layers", [])
+    values = scores.detach().cpu().numpy()
+    words, word_scores, token_word = merge_words(
+        prepared.tokens, prepared.special, values, detect_scheme(tokenizer, prepared.tokens), tokenizer)
+    extras.update(truncated=prepared.truncated, n_tokens=prepared.n_tokens)
+    return TextAttribution(prepared.text, prepared.tokens, prepared.special, values, words,
+                           word_scores, token_word, chosen, method, layers, dict(options), extras)
+
+
+def explain_text(model: nn.Module, tokenizer, text: str | Sequence[str] | PreparedText, method: str,
+                 target: int | None = None, max_length: int | None = None,
+                 **options) -> TextAttribution | list[TextAttribution]:
+    """Explain ``text`` (or each text of a list, one by one) with ``method``; see the module docstring."""
+    if isinstance(text, (list, tuple)):
+        return [explain_text(model, tokenizer, t, method, target, max_length, **options) for t in text]
+    prepared = text if isinstance(text, PreparedText) else prepare_text(model, tokenizer, text, max_length)
+    return _explain_prepared(model, tokenizer, prepared, method, target, options)
+
+
+def explain_text_many(model: nn.Module, tokenizer, text: str | PreparedText, methods: Sequence[str],
+                      target: int | None = None, options: dict[str, dict] | None = None,
+                      max_length: int | None = None) -> dict[str, TextAttribution]:
+    """Several methods on one text: one tokenisation and target forward, shared input gradients.
+
+    ``options`` maps a method name to its options.
+    """
+    prepared = text if isinstance(text, PreparedText) else prepare_text(model, tokenizer, text, max_length)
+    options = options or {}
+    return {m: _explain_prepared(model, tokenizer, prepared, m, target, options.get(m, {})) for m in methods}
