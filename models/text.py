@@ -1,0 +1,216 @@
+"""Text classifier registry: the bundled sentiment models and local Hugging Face directories.
+
+``load_text_model(name_or_path)`` returns a :class:`TextModel` whose ``.net`` is in eval mode.
+BERT-family models are loaded with ``attn_implementation="eager"`` by default: with
+transformers 5's default SDPA attention, ``output_attentions=True`` returns no attention
+weights, and attention rollout needs them. Nothing is downloaded and remote code is never run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BatchEncoding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from explainers.errors import ExplainerError
+from models.sentiment_data import SENTIMENT_LABELS, minilm_dir
+from models.textcnn import load_textcnn
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+BUNDLED_MAX_LENGTH = 128
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                    "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+
+
+@dataclass(frozen=True)
+class TextModelInfo:
+    """One entry of :func:`text_models`: a loadable name, what it is, whether it needs no network."""
+
+    name: str
+    description: str
+    offline_ok: bool
+
+
+@dataclass(frozen=True)
+class TextModel:
+    """A loaded text classifier. Shared across sessions: it holds no per-call state.
+
+    ``net(input_ids=..., attention_mask=...)`` gives a ``SequenceClassifierOutput`` (kind "bert")
+    or a logits tensor ``(B, C)`` (kind "cnn"); :meth:`logits` hides the difference.
+    """
+
+    net: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    name: str
+    kind: str
+    max_length: int
+    # A fast tokenizer mutates its truncation/padding settings on every call: serialise calls.
+    _tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def encode(self, texts: str | list[str]) -> BatchEncoding:
+        """Token ids and attention mask ``(B, T)`` as tensors, padded, truncated to ``max_length``."""
+        with self._tokenizer_lock:
+            return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                  return_tensors="pt")
+
+    @torch.no_grad()
+    def logits(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        """Logits ``(N, C)`` for ``texts``, run in batches."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            enc = self.encode(texts[i : i + batch_size])
+            out.append(as_logits(self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])))
+        return torch.cat(out)
+
+
+def as_logits(output) -> torch.Tensor:
+    """The logits tensor of a Hugging Face output object, or the tensor itself."""
+    return getattr(output, "logits", output)
+
+
+@torch.no_grad()
+def batched_logits(net: torch.nn.Module, tokenizer, texts: list[str], max_length: int,
+                   batch_size: int = 64) -> torch.Tensor:
+    """Logits ``(N, C)`` of any ``net`` over ``texts`` (training scripts use it on unwrapped nets)."""
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[i : i + batch_size], padding=True, truncation=True,
+                        max_length=max_length, return_tensors="pt")
+        out.append(as_logits(net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])))
+    return torch.cat(out)
+
+
+def minilm_classifier(attn_implementation: str | None = "eager") -> PreTrainedModel:
+    """The packaged MiniLM encoder under a fresh 2-way sentiment head (pooler kept, classifier new)."""
+    return AutoModelForSequenceClassification.from_pretrained(
+        minilm_dir(),
+        num_labels=len(SENTIMENT_LABELS),
+        id2label=dict(enumerate(SENTIMENT_LABELS)),
+        label2id={name: i for i, name in enumerate(SENTIMENT_LABELS)},
+        attn_implementation=attn_implementation,
+    )
+
+
+def _load_minilm_sentiment(attn_implementation: str | None) -> TextModel:
+    adapter = ARTIFACTS / "minilm-sentiment"
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise ExplainerError(f"The minilm-sentiment adapter is missing from {adapter}.")
+    peft_model = PeftModel.from_pretrained(minilm_classifier(attn_implementation), adapter)
+    net = peft_model.merge_and_unload().eval()
+    return TextModel(net=net, tokenizer=AutoTokenizer.from_pretrained(minilm_dir()),
+                     labels=list(SENTIMENT_LABELS), name="minilm-sentiment", kind="bert",
+                     max_length=BUNDLED_MAX_LENGTH)
+
+
+def _load_textcnn_sentiment(attn_implementation: str | None) -> TextModel:
+    weights = ARTIFACTS / "textcnn-sentiment" / "textcnn.safetensors"
+    if not weights.is_file():
+        raise ExplainerError(f"The textcnn-sentiment weights are missing: {weights}.")
+    return TextModel(net=load_textcnn(weights), tokenizer=AutoTokenizer.from_pretrained(minilm_dir()),
+                     labels=list(SENTIMENT_LABELS), name="textcnn-sentiment", kind="cnn",
+                     max_length=BUNDLED_MAX_LENGTH)
+
+
+_BUNDLED = {
+    "minilm-sentiment": (
+        TextModelInfo("minilm-sentiment",
+                      "MiniLM-L6 (6-layer BERT) with a LoRA-tuned sentiment head, Rotten Tomatoes reviews",
+                      True),
+        _load_minilm_sentiment,
+    ),
+    "textcnn-sentiment": (
+        TextModelInfo("textcnn-sentiment",
+                      "Convolutional sentence classifier over frozen MiniLM word embeddings, Rotten Tomatoes",
+                      True),
+        _load_textcnn_sentiment,
+    ),
+}
+
+
+def text_models() -> list[TextModelInfo]:
+    """The bundled text classifiers, default first. Any local Hugging Face directory also loads."""
+    return [info for info, _ in _BUNDLED.values()]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ExplainerError(f"Cannot read {path.name} in {path.parent}: {err}") from err
+
+
+def _load_hf_dir(path: Path, attn_implementation: str | None) -> TextModel:
+    """A local sequence-classification checkpoint; refuses remote code and non-classifier heads."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ExplainerError(f"{path} has no config.json: it is not a Hugging Face model directory.")
+    for name in ("config.json", "tokenizer_config.json"):
+        if (path / name).is_file() and "auto_map" in _read_json(path / name):
+            raise ExplainerError(
+                f"{path / name} asks for custom code (auto_map). Remote or custom model code is "
+                "never run here; use a model whose architecture is built into transformers."
+            )
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise ExplainerError(f"{path} has no tokenizer files (e.g. tokenizer.json or vocab.txt); "
+                             "save the tokenizer next to the model.")
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as err:
+        raise ExplainerError(f"Cannot read the model configuration in {path}: {err}") from err
+    architectures = config.architectures or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ExplainerError(
+            f"{path} holds {', '.join(architectures) or 'a model with no declared architecture'}, "
+            "not a sequence classifier (an architecture ending in ForSequenceClassification)."
+        )
+    safetensors = any(path.glob("*.safetensors"))
+    if not safetensors and not any(path.glob("*.bin")):
+        raise ExplainerError(f"{path} has no weights (model.safetensors or pytorch_model.bin).")
+    try:
+        net, info = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=False, use_safetensors=safetensors, weights_only=True,
+            attn_implementation=attn_implementation, output_loading_info=True,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
+        raise ExplainerError(f"Cannot load the model in {path}: {err}") from err
+    if info["missing_keys"]:
+        raise ExplainerError(f"The weights in {path} lack {len(info['missing_keys'])} tensors of the "
+                             f"model (e.g. {sorted(info['missing_keys'])[0]}): the head would be random.")
+    limits = [512, getattr(config, "max_position_embeddings", 512), tokenizer.model_max_length]
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    return TextModel(net=net.eval(), tokenizer=tokenizer, labels=labels, name=str(path),
+                     kind="bert", max_length=int(min(limits)))
+
+
+def load_text_model(name_or_path: str | Path, attn_implementation: str | None = "eager") -> TextModel:
+    """Load a bundled text classifier by name, or a local Hugging Face directory by path.
+
+    ``attn_implementation``: "eager" (default) makes ``output_attentions=True`` return attention
+    weights (needed by attention rollout); ``None`` lets transformers pick (SDPA, faster, no
+    attentions). The text CNN ignores it. The bundled BERT's LoRA adapter is merged into its
+    weights, so ``.net`` is a plain ``BertForSequenceClassification``.
+    """
+    key = str(name_or_path)
+    if key in _BUNDLED:
+        return _BUNDLED[key][1](attn_implementation)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return _load_hf_dir(path, attn_implementation)
+    raise ExplainerError(
+        f"Unknown text model {key!r}: choose one of {', '.join(_BUNDLED)}, or give the path of a "
+        "local Hugging Face directory (config.json, weights, tokenizer)."
+    )
