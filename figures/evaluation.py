@@ -16,8 +16,10 @@ from figures.style import RANDOM_BASELINE_COLOUR, apply_style
 PALETTE = pcolors.qualitative.Plotly
 
 
-def _legend() -> dict:
-    return dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, title_text="")
+def _legend_on_top(fig: go.Figure) -> None:
+    """A horizontal legend between the title and the plot."""
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, title_text=""),
+                      margin=dict(t=90))
 
 
 def curves_figure(
@@ -52,8 +54,9 @@ def curves_figure(
     fig = go.Figure(traces)
     fig.update_xaxes(title_text=x_label, zeroline=False)
     fig.update_yaxes(title_text=y_label, zeroline=False)
-    fig.update_layout(legend=_legend(), hovermode="closest")
-    return apply_style(fig, title, height=420)
+    apply_style(fig, title, height=440)
+    _legend_on_top(fig)
+    return fig
 
 
 def agreement_heatmap(
@@ -80,8 +83,7 @@ def agreement_heatmap(
         )
     )
     fig.update_xaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, side="top")
-    fig.update_yaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x", constrain="domain")
+    fig.update_yaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, autorange="reversed")
     return apply_style(fig, title, height=max(360, 160 + 60 * len(names)))
 
 
@@ -89,7 +91,7 @@ def correlation_cascade(
     depth_labels: Sequence[str],
     corr: Mapping[str, Sequence[float]],
     title: str | None = None,
-    y_label: str = "rank correlation with the trained model's map",
+    y_label: str = "rank correlation with original map",
 ) -> go.Figure:
     """Model-randomisation cascade: per method, similarity of its map to the original as layers are re-initialised from the top.
 
@@ -110,5 +112,6 @@ def correlation_cascade(
     fig.update_xaxes(tickvals=pos, ticktext=[html.escape(d) for d in depth_labels], tickangle=-40,
                      title_text="randomised down to", showgrid=False)
     fig.update_yaxes(range=[-1.05, 1.05], title_text=y_label, zeroline=False)
-    fig.update_layout(legend=_legend())
-    return apply_style(fig, title, height=440)
+    apply_style(fig, title, height=460)
+    _legend_on_top(fig)
+    return fig

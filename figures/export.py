@@ -15,13 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import plotly.colors as pcolors  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 
 from explainers.errors import ExplainerError  # noqa: E402
 from figures.image import as_rgb_uint8  # noqa: E402
-from figures.scales import Scale, distinct, resolve_grid_scales  # noqa: E402
+from figures.scales import Scale, colour_stops, distinct, resolve_grid_scales  # noqa: E402
 
 HEADER_PX = 40
 FOOTER_PX = 16
@@ -45,12 +44,9 @@ def maps_npz(maps: Mapping[str, np.ndarray], meta: Mapping | None = None) -> byt
     return buf.getvalue()
 
 
-def matplotlib_cmap(colorscale: str) -> LinearSegmentedColormap:
-    """The Plotly colour scale ``colorscale`` as a matplotlib colormap (same stops)."""
-    stops = pcolors.get_colorscale(colorscale)
-    colours = pcolors.convert_colors_to_same_type([c for _, c in stops], colortype="tuple")[0]
-    rgb = [tuple(v / 255.0 if max(c) > 1 else v for v in c) for c in colours]
-    return LinearSegmentedColormap.from_list(colorscale, list(zip([p for p, _ in stops], rgb)))
+def matplotlib_cmap(scale: Scale, fade_centre: bool = False) -> LinearSegmentedColormap:
+    """``scale``'s colours as a matplotlib colormap (same stops and alpha as the Plotly figures)."""
+    return LinearSegmentedColormap.from_list(scale.colorscale, colour_stops(scale, fade_centre))
 
 
 def cell_height(cell_px: int, image_hw: tuple[int, int]) -> int:
@@ -115,19 +111,19 @@ def grid_png(
             if heat is None or scale is None:
                 ax.text(W / 2, H / 2, "not computed", ha="center", va="center", color="#7b8794", fontsize=10)
                 continue
-            mappable = ax.imshow(np.asarray(heat, dtype=float), cmap=matplotlib_cmap(scale.colorscale),
+            mappable = ax.imshow(np.asarray(heat, dtype=float), cmap=matplotlib_cmap(scale, fade_centre=True),
                                  vmin=scale.zmin, vmax=scale.zmax, alpha=opacity, interpolation="nearest",
                                  extent=(-0.5, W - 0.5, H - 0.5, -0.5))
             if per_map:
                 cax = fig.add_axes(box(x + cell_px - 2, y + ch * 0.1, 8, ch * 0.8))
                 cb = fig.colorbar(mappable, cax=cax)
+        cb.solids.set_alpha(1)
+                cb.solids.set_alpha(1)  # the bar shows the colours, not the overlay's transparency
                 cb.ax.tick_params(labelsize=7)
-                cb.solids.set_alpha(1)
     if mappable is not None and not per_map:
         x0 = left + cols * cell_px + 6
         cax = fig.add_axes(box(x0, HEADER_PX + rows * ch * 0.15, 10, rows * ch * 0.7))
         cb = fig.colorbar(mappable, cax=cax)
-        cb.solids.set_alpha(1)
         cb.ax.tick_params(labelsize=8)
         cb.set_label(used[0].label.replace("\n", ", "), fontsize=8)
     buf = io.BytesIO()

@@ -21,7 +21,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from explainers.errors import ExplainerError
-from figures.scales import Scale, distinct, resolve_grid_scales, scale_for
+from figures.scales import Scale, colour_stops, distinct, resolve_grid_scales, scale_for
 from figures.style import ACCENT, FONT, MUTED, apply_style
 
 COLORBAR = dict(thickness=12, outlinewidth=0, exponentformat="e", nticks=5, tickfont=dict(size=11))
@@ -78,12 +78,14 @@ def heat_trace(heat: np.ndarray, image_hw: tuple[int, int], coloraxis: str, opac
     )
 
 
-def coloraxis_layout(scale: Scale, colorbar: dict | None = None) -> dict:
-    """A ``layout.coloraxis`` dict for ``scale`` (range, colours, colorbar)."""
+def coloraxis_layout(scale: Scale, colorbar: dict | None = None, fade_centre: bool = False) -> dict:
+    """A ``layout.coloraxis`` dict for ``scale`` (range, colours, colorbar); see :func:`colour_stops` for ``fade_centre``."""
+    colours = [[p, "rgba({:.0f},{:.0f},{:.0f},{:.3f})".format(r * 255, g * 255, b * 255, a)]
+               for p, (r, g, b, a) in colour_stops(scale, fade_centre)]
     return dict(
         cmin=scale.zmin,
         cmax=scale.zmax,
-        colorscale=scale.colorscale,
+        colorscale=colours,
         colorbar={**COLORBAR, **(colorbar or {})},
     )
 
@@ -111,12 +113,13 @@ def overlay_figure(
 ) -> go.Figure:
     """``heat`` over the photo with ``opacity``; hover = x, y, raw value; colorbar titled by ``scale.label``.
 
-    ``scale`` defaults to the map's own (signed if it has negative values).
+    ``scale`` defaults to the map's own (signed if it has negative values). Signed maps fade
+    to transparent near 0 (:func:`figures.scales.colour_stops`).
     """
     rgb = as_rgb_uint8(img)
     scale = scale or scale_for([_heat_2d(heat)])[0]
     fig = go.Figure([photo_trace(rgb), heat_trace(heat, rgb.shape[:2], "coloraxis", opacity, html.escape(title or ""))])
-    fig.update_layout(coloraxis=coloraxis_layout(scale, dict(title=dict(text=scale.html_label, side="right"))))
+    fig.update_layout(coloraxis=coloraxis_layout(scale, dict(title=dict(text=scale.html_label, side="right")), fade_centre=True))
     _image_axes(fig)
     return apply_style(fig, title, height)
 
@@ -125,7 +128,7 @@ def _grid_caption(used: list[Scale], n_maps: int) -> str:
     """A sentence explaining the grid's colour scales, for stakeholders."""
     parts = ["One colour scale shared by all maps." if len(used) == 1 and n_maps > 1 else "Each map has its own colour scale."]
     if any(s.signed for s in used):
-        parts.append("Diverging maps: red pushes toward the class, blue away from it, white is 0.")
+        parts.append("Diverging maps: red pushes toward the class, blue away from it; near 0 the photo shows through.")
     if any(not s.signed for s in used):
         parts.append("Sequential maps: dark is 0, bright is strongest.")
     return "<br>".join(parts)
@@ -186,7 +189,7 @@ def map_grid(
                 cb = dict(x=x1 + 0.004, xanchor="left", y=(y0 + y1) / 2, len=(y1 - y0) * 0.9, thickness=8)
             else:
                 cb = dict(title=dict(text=scale.html_label, side="right"))
-            fig.update_layout({axis: coloraxis_layout(scale, cb)})
+            fig.update_layout({axis: coloraxis_layout(scale, cb, fade_centre=True)})
 
     fig.update_xaxes(visible=False, constrain="domain", matches="x")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain", matches="y")
@@ -196,7 +199,7 @@ def map_grid(
         fig.add_annotation(text=f"<b>{html.escape(text)}</b>", textangle=-90, showarrow=False, xref="paper", yref="paper",
                            x=-0.01, xanchor="right", y=(dom[0] + dom[1]) / 2, font=dict(size=FONT["size"]))
     caption = _grid_caption(used, sum(m is not None for r in maps for m in r))
-    fig.add_annotation(text=caption, showarrow=False, xref="paper", yref="paper", x=0, xanchor="left",
+    fig.add_annotation(text=caption, showarrow=False, align="left", xref="paper", yref="paper", x=0, xanchor="left",
                        y=0, yanchor="top", yshift=-8, font=dict(size=12, color=MUTED))
     bottom = 16 + 17 * (caption.count("<br>") + 1)
     apply_style(fig, title, rows * cell_height + 60 + bottom)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import plotly.colors as pcolors
 
 from explainers.errors import ExplainerError
 
@@ -44,6 +45,25 @@ class Scale:
     def html_label(self) -> str:
         """``label`` with Plotly line breaks, for colorbar titles."""
         return self.label.replace("\n", "<br>")
+
+
+def colour_stops(scale: Scale, fade_centre: bool = False) -> list[tuple[float, tuple[float, float, float, float]]]:
+    """``scale``'s colour stops as ``(position, (r, g, b, alpha))`` with channels in [0, 1].
+
+    ``fade_centre`` (for signed maps drawn over a photo) makes colours transparent near 0:
+    ``alpha = min(1, 2 |2p - 1|)`` at position ``p``, so the photo shows through where a
+    pixel neither helps nor hurts, and anything beyond a quarter of the range is opaque.
+    """
+    stops = pcolors.get_colorscale(scale.colorscale)
+    if fade_centre and scale.signed:
+        fine = np.linspace(0.0, 1.0, 21)
+        stops = list(zip(fine, pcolors.sample_colorscale(stops, list(fine))))
+    rgb = pcolors.convert_colors_to_same_type([c for _, c in stops], colortype="tuple")[0]
+    out = []
+    for (p, _), c in zip(stops, rgb):
+        alpha = min(1.0, 2 * abs(2 * float(p) - 1)) if fade_centre and scale.signed else 1.0
+        out.append((float(p), tuple(v / 255.0 if max(c) > 1 else float(v) for v in c) + (alpha,)))
+    return out
 
 
 def is_signed(values: np.ndarray) -> bool:

@@ -24,6 +24,7 @@ from figures.style import SPECIAL_TOKEN_COLOUR, apply_style
 
 LINE_PX = 30
 ROW_TITLE_PX = 34
+COLORBAR_PX = 150
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,10 @@ def token_heatmap_rows(
         if len(scales) != len(rows):
             raise ExplainerError(f"Got {len(scales)} scales for {len(rows)} token rows.")
     n_lines = [wrap_tokens(r.tokens, width)[0].max() + 1 if r.tokens else 1 for r in rows]
-    heights = [n * LINE_PX + ROW_TITLE_PX for n in n_lines]
+    heights = [n * LINE_PX for n in n_lines]
+    plot_px = sum(heights) + ROW_TITLE_PX * (len(rows) - 1)
     fig = make_subplots(
-        rows=len(rows), cols=1, row_heights=heights, vertical_spacing=0.02 if len(rows) > 1 else 0,
+        rows=len(rows), cols=1, row_heights=heights, vertical_spacing=ROW_TITLE_PX / plot_px if len(rows) > 1 else 0,
         subplot_titles=[html.escape(r.title) for r in rows],
     )
     one_scale = len({id(s) for s in scales}) == 1
@@ -160,7 +162,7 @@ def token_heatmap_rows(
         if one_scale and i > 0:
             continue
         if one_scale:
-            cb = dict(title=dict(text=sc.html_label, side="right"), len=min(1.0, 220 / sum(heights) + 0.2), y=1, yanchor="top")
+            cb = dict(title=dict(text=sc.html_label, side="right"), len=COLORBAR_PX, lenmode="pixels", y=1, yanchor="top")
         else:
             dom = fig.get_subplot(i + 1, 1).yaxis.domain
             cb = dict(y=(dom[0] + dom[1]) / 2, len=max(dom[1] - dom[0], 0.12), thickness=10)
@@ -169,7 +171,10 @@ def token_heatmap_rows(
     fig.update_yaxes(visible=False, fixedrange=True)
     fig.update_annotations(font_size=13, x=0, xanchor="left")
     fig.update_layout(barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
-    return apply_style(fig, title, height=sum(heights) + (60 if title else 30))
+    top, bottom = ROW_TITLE_PX + (45 if title else 0), max(10, COLORBAR_PX - plot_px + 10)
+    apply_style(fig, title, height=plot_px + top + bottom)
+    fig.update_layout(margin=dict(t=top, b=bottom))
+    return fig
 
 
 def token_heatmap(
@@ -260,5 +265,6 @@ def attention_heatmap(att: np.ndarray, tokens: Sequence[str], title: str | None 
     )
     fig.update_xaxes(**_token_axis(tokens), title=dict(text="key (attended to)", font=dict(size=12)), side="top")
     fig.update_yaxes(**{**_token_axis(tokens), "tickangle": 0}, autorange="reversed", title=dict(text="query", font=dict(size=12)))
-    fig.update_yaxes(scaleanchor="x", constrain="domain")
-    return apply_style(fig, title, height=max(360, 200 + 18 * len(tokens)))
+    apply_style(fig, title, height=max(380, 220 + 22 * len(tokens)))
+    fig.update_layout(margin=dict(t=110 if title else 80))
+    return fig

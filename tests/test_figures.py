@@ -318,16 +318,31 @@ def test_grid_png_paints_the_map_with_its_colours():
     heat[:, 10:] = 1.0  # left half 0 (darkest), right half 1 (brightest)
     s = scale_for([heat])[0]
     png = np.asarray(Image.open(io.BytesIO(export.grid_png(black, [[heat]], scales=s, opacity=1.0, cell_px=200))).convert("RGB"))
-    cmap = export.matplotlib_cmap(s.colorscale)
+    cmap = export.matplotlib_cmap(s)
     left_px, right_px = png[40 + 100, 8 + 50], png[40 + 100, 8 + 150]
     np.testing.assert_allclose(left_px, np.array(cmap(0.0)[:3]) * 255, atol=3)
     np.testing.assert_allclose(right_px, np.array(cmap(1.0)[:3]) * 255, atol=3)
 
 
 def test_matplotlib_cmap_matches_plotly_stops():
-    cmap = export.matplotlib_cmap("RdBu_r")
+    cmap = export.matplotlib_cmap(Scale(-1, 1, "RdBu_r", True, ""))
     np.testing.assert_allclose(np.array(cmap(0.0)[:3]) * 255, [5, 48, 97], atol=1)
     np.testing.assert_allclose(np.array(cmap(1.0)[:3]) * 255, [103, 0, 31], atol=1)
+
+
+def test_signed_overlays_fade_to_transparent_at_zero_in_both_renderers():
+    s = scale_for([np.array([-1.0, 1.0])])[0]
+    stops = scales.colour_stops(s, fade_centre=True)
+    alpha = {p: c[3] for p, c in stops}
+    assert alpha[0.0] == alpha[1.0] == 1.0 and alpha[0.5] == 0.0
+    assert all(c[3] == 1.0 for _, c in scales.colour_stops(s))  # token boxes and bars stay opaque
+    fig = image.overlay_figure(IMG, np.array([[-1.0, 1.0]]))
+    assert fig.layout.coloraxis.colorscale[10][1].endswith(",0.000)")  # the centre stop
+    black = np.zeros((20, 20, 3), np.uint8)
+    heat = np.zeros((20, 20))
+    heat[0, 0], heat[-1, -1] = -1.0, 1.0  # sets the range; everything else is 0
+    png = np.asarray(Image.open(io.BytesIO(export.grid_png(black, [[heat]], opacity=1.0, cell_px=200))).convert("RGB"))
+    assert png[40 + 100, 8 + 100].max() <= 2  # the black photo shows through where the map is 0
 
 
 def test_nan_and_constant_inputs_do_not_crash_any_builder():
