@@ -117,13 +117,13 @@ def grid_png(
             if per_map:
                 cax = fig.add_axes(box(x + cell_px - 2, y + ch * 0.1, 8, ch * 0.8))
                 cb = fig.colorbar(mappable, cax=cax)
-        cb.solids.set_alpha(1)
                 cb.solids.set_alpha(1)  # the bar shows the colours, not the overlay's transparency
                 cb.ax.tick_params(labelsize=7)
     if mappable is not None and not per_map:
         x0 = left + cols * cell_px + 6
         cax = fig.add_axes(box(x0, HEADER_PX + rows * ch * 0.15, 10, rows * ch * 0.7))
         cb = fig.colorbar(mappable, cax=cax)
+        cb.solids.set_alpha(1)
         cb.ax.tick_params(labelsize=8)
         cb.set_label(used[0].label.replace("\n", ", "), fontsize=8)
     buf = io.BytesIO()
