@@ -12,7 +12,7 @@ the softmax). Methods (:data:`TEXT_METHODS`):
   Baseline e' (``baseline=``): ``"pad"`` (every non-special token replaced by [PAD], special
   tokens kept; default), ``"mask"`` ([MASK] instead) or ``"zeros"`` (zero embeddings).
   ``extras["delta"] = sum(attr) - (s(e) - s(e'))``, the completeness gap. Steps run in chunks
-  sized to ``memory_mb`` (see :mod:`explainers.engine`), or ``batch_size`` steps per chunk.
+  sized to ``memory_mb`` (default 1024; see :mod:`explainers.engine`).
 - ``saliency``: ``||d s / d e_t||_2`` per token (Simonyan et al. 2014).
 - ``grad_x_input``: ``sum_d (d s / d e_t)_d * e_t,d`` (Shrikumar et al. 2016).
 - ``layer_grad_cam``: for each layer l with output H_l (T, D): ``w_l = mean_t d s / d H_l``,
@@ -35,6 +35,7 @@ on one text, :func:`prepare_text` once (tokens, the target forward) and pass the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,8 +194,7 @@ class _FromWordEmbeddings(nn.Module):
 
 
 def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: torch.Tensor,
-                         weights: torch.Tensor, target: int, score: str, memory_mb: float,
-                         batch_size: int | None) -> torch.Tensor:
+                         weights: torch.Tensor, target: int, score: str, memory_mb: float) -> torch.Tensor:
     """``sum_i weights[i] * d s / d e`` at the word-embedding outputs ``points`` (N, T, D), as (T, D)."""
     _, embedding = _word_embeddings(model)
     wrapper = _FromWordEmbeddings(model, embedding, prepared)
@@ -204,8 +204,6 @@ def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: torch
     def accumulate(start: int, stop: int, grads: torch.Tensor, _targets) -> None:
         total.add_(torch.einsum("s,std->td", w[start:stop], grads[:, 0]))
 
-    if batch_size is not None:  # a fixed chunk size: the budget that fits exactly that many steps
-        memory_mb = float("inf") if batch_size >= len(points) else memory_mb
     chunked_gradients(wrapper, lambda a, b: points[a:b, None], len(points), target, accumulate,
                       score=score, memory_mb=memory_mb)
     return total
@@ -218,7 +216,7 @@ def _input_gradient(model: nn.Module, prepared: PreparedText, target: int, score
         _, embedding = _word_embeddings(model)
         with torch.no_grad():
             embeds = embedding(prepared.inputs["input_ids"])
-        grad = _embedding_gradients(model, prepared, embeds, torch.ones(1), target, score, 1024.0, None)
+        grad = _embedding_gradients(model, prepared, embeds, torch.ones(1), target, score, 1024.0)
         prepared.cache[key] = torch.stack([embeds[0], grad])
     embeds, grad = prepared.cache[key]
     return embeds, grad
@@ -245,8 +243,8 @@ def _baseline_ids(tokenizer, prepared: PreparedText, baseline: str) -> torch.Ten
 
 
 def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logit",
-                          baseline: str = "pad", n_steps: int = 50, memory_mb: float = 1024.0,
-                          batch_size: int | None = None) -> tuple[torch.Tensor, dict]:
+                          baseline: str = "pad", n_steps: int = 50,
+                          memory_mb: float = 1024.0) -> tuple[torch.Tensor, dict]:
     if baseline not in BASELINES:
         raise ExplainerError(f"Unknown IG baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
     if n_steps < 1:
@@ -259,10 +257,10 @@ def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logi
     alphas, weights = gauss_legendre(n_steps)
     diff = embeds - base
     points = base + alphas.to(embeds)[:, None, None] * diff
-    grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb, batch_size)
+    grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb)
     attr = diff * grad_sum
     wrapper = _FromWordEmbeddings(model, embedding, prepared)
-    targets = torch.tensor([target])
+    targets = torch.tensor([target], device=base.device)
     with preserved_state(model), torch.no_grad():
         base_score = target_scores(wrapper(base[None]), targets, score)[0]
     input_score = target_scores(prepared.logits, targets, score)[0]
@@ -315,7 +313,8 @@ def _layer_maps(model: nn.Module, prepared: PreparedText, layers: list[str], tar
     with capture(model, [root], detach=True), capture(model, layers) as captured:
         logits = _logits(model(**prepared.inputs))
         outputs = [layer_output(captured, name) for name in layers]
-        grads = torch.autograd.grad(target_scores(logits, torch.tensor([target]), score).sum(), outputs)
+        targets = torch.tensor([target], device=logits.device)
+        grads = torch.autograd.grad(target_scores(logits, targets, score).sum(), outputs)
     first = (lambda t: t[0].transpose(0, 1)) if channels_first else (lambda t: t[0])
     return grad_cam_rows([first(o).detach() for o in outputs], [first(g) for g in grads], signed)
 
@@ -341,7 +340,7 @@ def rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     """Attention rollout (T, T) from per-layer attentions (heads, T, T), first layer first."""
     result = None
     for attention in attentions:
-        a = attention.mean(dim=0) + torch.eye(attention.shape[-1], dtype=attention.dtype)
+        a = attention.mean(dim=0) + torch.eye(attention.shape[-1], dtype=attention.dtype, device=attention.device)
         a = a / a.sum(dim=-1, keepdim=True)
         result = a if result is None else a @ result
     return result
@@ -376,13 +375,12 @@ def _explain_prepared(model, tokenizer, prepared: PreparedText, method: str, tar
         raise ExplainerError(f"Unknown text method {method!r}; choose one of {', '.join(TEXT_METHODS)}.")
     if options.get("score", "logit") not in SCORES:
         raise ExplainerError(f"score must be one of {', '.join(SCORES)}.")
+    known = list(inspect.signature(_METHODS[method]).parameters)[4:]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ExplainerError(f"{method} has no option {', '.join(unknown)}; its options: {', '.join(known)}.")
     chosen = int(resolve_targets(prepared.logits, target)[0])
-    try:
-        scores, extras = _METHODS[method](model, tokenizer, prepared, chosen, **options)
-    except TypeError as err:
-        if "unexpected keyword" in str(err):
-            raise ExplainerError(f"Option not understood by {method}: {err}") from err
-        raise
+    scores, extras = _METHODS[method](model, tokenizer, prepared, chosen, **options)
     layers = extras.pop("layers", [])
     values = scores.detach().cpu().numpy()
     words, word_scores, token_word = merge_words(
