@@ -9,3 +9,4 @@ from explainers.attribution import Attribution
 from explainers.errors import ExplainerError
 
 __all__ = ["METHODS", "OPTIONS", "Attribution", "ExplainerError", "explain", "explain_many"]
+from explainers.text import TEXT_METHODS, PreparedText, TextAttribution, explain_text, explain_text_many, prepare_text, text_methods  # noqa: E501
