@@ -3,8 +3,9 @@
     HF_HUB_OFFLINE=1 nice .venv/bin/python -m train.textcnn
 
 Kim-style CNN (models/textcnn.py) over frozen MiniLM word embeddings and the MiniLM tokenizer:
-widths 1/3/5 (odd, so each window is centred on its token), 100 channels each, global max pooling, dropout 0.5; Adam lr 1e-3, batch 50,
-a fixed number of epochs (the held-out split is never used to choose anything), max 64 tokens.
+widths 1/3/5 (odd, so each window is centred on its token), 100 channels each, global max
+pooling, dropout 0.5; Adam lr 1e-3, batch 50, max 64 tokens, a fixed number of epochs
+(the held-out split is never used to choose anything).
 Writes textcnn.safetensors (conv + head only) and MODEL_CARD.md.
 """
 
