@@ -88,7 +88,8 @@ def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> tupl
     shown = [html.escape(t) for t in row.tokens]
     words = [html.escape(w) for w in (row.words if row.words is not None else row.tokens)]
     custom = np.array([[t, w, s, "special token" if sp else ""] for t, w, s, sp in zip(shown, words, row.scores, special)], dtype=object)
-    hover = "<b>%{customdata[0]}</b>  (word: %{customdata[1]})<br>score %{customdata[2]:.4g} %{customdata[3]}<extra>" + html.escape(row.title) + "</extra>"
+    word = "  (word: %{customdata[1]})" if row.words is not None else ""
+    hover = "<b>%{customdata[0]}</b>" + word + "<br>score %{customdata[2]:.4g} %{customdata[3]}<extra>" + html.escape(row.title) + "</extra>"
     traces = []
     for mask, is_special in ((~special, False), (special, True)):
         if not mask.any():

@@ -200,6 +200,8 @@ def test_token_heatmap_bars_carry_token_word_score_in_hover():
     assert [row[2] for row in normal.customdata] == [0.5, -1.0, 0.25, 0.1]
     assert normal.customdata[0][1] == "unbelievable"
     assert "customdata[0]" in normal.hovertemplate and "customdata[2]" in normal.hovertemplate
+    assert "word:" in normal.hovertemplate
+    assert "word:" not in text.token_heatmap(["a"], np.ones(1)).data[0].hovertemplate  # word mode: no echo
     # special tokens are left out of the automatic scale; signed data gives a centred scale
     assert fig.layout.coloraxis.cmin == -1.0 and fig.layout.coloraxis.cmax == 1.0
 
