@@ -25,7 +25,7 @@ from transformers import (
 )
 
 from explainers.errors import ExplainerError
-from models.sentiment_data import SENTIMENT_LABELS, minilm_dir
+from models.sentiment_data import SENTIMENT_LABELS, minilm_dir, sentiment_split
 from models.textcnn import load_textcnn
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -43,10 +43,11 @@ class TextModelInfo:
     offline_ok: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TextModel:
     """A loaded text classifier. Shared across sessions: it holds no per-call state.
 
+    Tokenise through :meth:`encode` (it serialises calls: a fast tokenizer is not thread-safe).
     ``net(input_ids=..., attention_mask=...)`` gives a ``SequenceClassifierOutput`` (kind "bert")
     or a logits tensor ``(B, C)`` (kind "cnn"); :meth:`logits` hides the difference.
     """
@@ -76,21 +77,16 @@ class TextModel:
         return torch.cat(out)
 
 
+def heldout_accuracy(model: TextModel) -> float:
+    """Accuracy of ``model`` on the held-out part of :func:`models.sentiment_data.sentiment_split`."""
+    split = sentiment_split()
+    predicted = model.logits(split.test_texts).argmax(-1)
+    return (predicted == torch.tensor(split.test_labels)).float().mean().item()
+
+
 def as_logits(output) -> torch.Tensor:
     """The logits tensor of a Hugging Face output object, or the tensor itself."""
     return getattr(output, "logits", output)
-
-
-@torch.no_grad()
-def batched_logits(net: torch.nn.Module, tokenizer, texts: list[str], max_length: int,
-                   batch_size: int = 64) -> torch.Tensor:
-    """Logits ``(N, C)`` of any ``net`` over ``texts`` (training scripts use it on unwrapped nets)."""
-    out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[i : i + batch_size], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt")
-        out.append(as_logits(net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])))
-    return torch.cat(out)
 
 
 def minilm_classifier(attn_implementation: str | None = "eager") -> PreTrainedModel:

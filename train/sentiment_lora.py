@@ -20,8 +20,8 @@ import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from models.sentiment_data import SPLIT_SEED, TEST_FRACTION, minilm_dir, sentiment_split
-from models.text import batched_logits, minilm_classifier
+from models.sentiment_data import SENTIMENT_LABELS, SPLIT_SEED, TEST_FRACTION, minilm_dir, sentiment_split
+from models.text import TextModel, heldout_accuracy, minilm_classifier
 
 ARTIFACT_DIR = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "minilm-sentiment"
 MAX_LENGTH = 64
@@ -36,8 +36,9 @@ def lora_config() -> LoraConfig:
     )
 
 
-def accuracy(logits: torch.Tensor, labels: list[int]) -> float:
-    return (logits.argmax(-1) == torch.tensor(labels)).float().mean().item()
+def as_text_model(net: torch.nn.Module, tokenizer) -> TextModel:
+    return TextModel(net=net, tokenizer=tokenizer, labels=list(SENTIMENT_LABELS), name="training",
+                     kind="bert", max_length=MAX_LENGTH)
 
 
 def write_card(out: Path, info: dict) -> None:
@@ -62,7 +63,7 @@ pooler + classification head. This directory holds only what differs from the pa
         ", ".join(f"{a:.2%}" for a in info["epoch_accuracies"])}).
 - **Training time**: {info["train_seconds"] / 60:.1f} min on {info["machine"]}.
 - **Reload check**: the saved adapter, loaded into a fresh base model, reproduces the trained
-  model's held-out logits to {info["reload_max_abs_diff"]:.1e} (max abs difference).
+  model's logits on held-out reviews to {info["reload_max_abs_diff"]:.1e} (max abs difference).
 - **Use**: `models.text.load_text_model("minilm-sentiment")` (adapter merged at load time).
 """)
 
@@ -111,13 +112,14 @@ def main() -> None:
         train_seconds += time.perf_counter() - start
 
         model.eval()
-        logits = batched_logits(model, tokenizer, split.test_texts, MAX_LENGTH)
-        accs.append(accuracy(logits, split.test_labels))
+        trained = as_text_model(model, tokenizer)
+        accs.append(heldout_accuracy(trained))
         print(f"epoch {epoch}: held-out accuracy {accs[-1]:.4f}", flush=True)
         model.save_pretrained(args.out)
 
         reloaded = PeftModel.from_pretrained(minilm_classifier(attn_implementation=None), args.out).eval()
-        diff = (batched_logits(reloaded, tokenizer, split.test_texts, MAX_LENGTH) - logits).abs().max().item()
+        texts = split.test_texts[:256]
+        diff = (as_text_model(reloaded, tokenizer).logits(texts) - trained.logits(texts)).abs().max().item()
         print(f"reload max abs logit difference {diff:.2e}", flush=True)
         write_card(args.out, dict(
             epoch=epoch, epochs=args.epochs, seed=args.seed, test_accuracy=accs[-1],

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from models.sentiment_data import SPLIT_SEED, TEST_FRACTION, minilm_dir, sentiment_split
-from models.text import batched_logits
+from models.sentiment_data import SENTIMENT_LABELS, SPLIT_SEED, TEST_FRACTION, minilm_dir, sentiment_split
+from models.text import TextModel, heldout_accuracy
 from models.textcnn import TextCNN, load_textcnn, minilm_word_embeddings, save_textcnn
 
 ARTIFACT_DIR = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "textcnn-sentiment"
@@ -69,8 +69,8 @@ def main() -> None:
     path = args.out / "textcnn.safetensors"
     save_textcnn(model.eval(), path)
     reloaded = load_textcnn(path)
-    logits = batched_logits(reloaded, tokenizer, split.test_texts, MAX_LENGTH)
-    acc = (logits.argmax(-1) == torch.tensor(split.test_labels)).float().mean().item()
+    acc = heldout_accuracy(TextModel(net=reloaded, tokenizer=tokenizer, labels=list(SENTIMENT_LABELS),
+                                     name="training", kind="cnn", max_length=MAX_LENGTH))
     print(f"held-out accuracy {acc:.4f} (reloaded checkpoint)", flush=True)
     (args.out / "MODEL_CARD.md").write_text(f"""# textcnn-sentiment
 
