@@ -1,18 +1,26 @@
-"""Images page: pick a photo and a model, see what the model predicts."""
+"""Images page: pick a photo, a model, target classes and a layer; compare methods side by side."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-import torch
 
 import models
-from figures.image import photo_figure, topk_bar
+from figures.export import grid_png, maps_npz, to_html
+from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
+from figures.scales import DIVERGING, SCALE_MODES, scale_for
+from ui.captions import METHOD_CAPTIONS
 from ui.guard import panel
+from ui.image_results import SIGNED, VARIANTS, MapResult, cached_predictions, compute_maps
 from ui.resources import Shared, digest, image_model, image_model_from_upload
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth"]
+DEFAULT_VARIANTS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
+COLORSCALES = ["Inferno", "Viridis", "Jet", "Hot", "Greys"]
+SCALE_LABELS = {"per_map": "Per map", "shared": "Shared across the grid", "signed": "Signed (centred on 0)"}
+BASELINES = {"zero": "Zero tensor (mean image)", "black": "Black image", "blur": "Blurred photo", "uniform": "Uniform noise"}
+MAX_TARGETS = 4
 
 
 def choose_model() -> Shared:
@@ -23,53 +31,218 @@ def choose_model() -> Shared:
         if source == "Bundled":
             names = [e.name for e in models.image_models() if e.offline]
             return image_model(st.selectbox("Model", names, key="img_model"))
-        arch = st.selectbox("Architecture", models.image.torchvision_architectures(), key="img_arch",
-                            index=models.image.torchvision_architectures().index("resnet18"))
-        upload = st.file_uploader("Checkpoint (.safetensors, .pt, .pth)", type=CHECKPOINT_TYPES,
-                                  key="img_checkpoint")
+        archs = models.image.torchvision_architectures()
+        arch = st.selectbox("Architecture", archs, key="img_arch", index=archs.index("resnet18"))
+        upload = st.file_uploader("Checkpoint (.safetensors, .pt, .pth)", type=CHECKPOINT_TYPES, key="img_checkpoint")
         if upload is None:
-            st.info("Upload a checkpoint for this architecture; using the bundled model meanwhile.")
+            st.info("Upload a checkpoint for this architecture; the bundled model is used meanwhile.")
             return image_model()
         data = upload.getvalue()
         suffix = "." + upload.name.rsplit(".", 1)[-1].lower()
-        return image_model_from_upload(arch, digest(data), data, suffix)
+        with panel("Your checkpoint"):
+            return image_model_from_upload(arch, digest(data), data, suffix)
+        st.info("Using the bundled model instead.")
+        return image_model()
 
 
 def choose_image() -> tuple[str, bytes | None]:
-    """Main column: a bundled sample or an uploaded file. Returns (key, uploaded bytes or None)."""
+    """A bundled sample or an uploaded file: (cache key, uploaded bytes or None)."""
     source = st.radio("Image", ["Sample", "Upload"], horizontal=True, key="img_source")
     if source == "Sample":
         name = st.selectbox("Sample photo", models.sample_names(), key="img_sample")
         return f"sample:{name}", None
     upload = st.file_uploader("Your image (PNG, JPEG, WebP, BMP)", type=UPLOAD_TYPES, key="img_upload")
     if upload is None:
+        st.info("Upload an image to explain it.")
         st.stop()
     data = upload.getvalue()
     return f"upload:{digest(data)}", data
 
 
-def predict(shared: Shared, x: torch.Tensor) -> np.ndarray:
-    """Class probabilities for one preprocessed image (inference mode, under the model's lock)."""
-    with shared.lock, torch.inference_mode():
-        return shared.model.net(x).softmax(-1)[0].numpy()
+def choose_targets(labels: list[str], probs: np.ndarray) -> list[int]:
+    """Target classes, one grid row each: the predicted class by default; top-k first, all searchable."""
+    order = [int(i) for i in np.argsort(probs)[::-1]]
+    chosen = st.multiselect(
+        "Target classes (one row each; type to search all classes)",
+        order,
+        default=order[:1],
+        format_func=lambda i: f"{labels[i]} ({probs[i]:.1%})",
+        max_selections=MAX_TARGETS,
+        key="img_targets",
+    )
+    return chosen or order[:1]
+
+
+def choose_layer(model) -> str:
+    """Target layer for the CAM family: 4-D outputs with their shapes, the automatic one marked."""
+    candidates = [info for info in model.layers() if len(info.shape) == 4]
+    if not candidates:
+        st.warning("This model has no layer with a (C, H, W) output: CAM-family methods cannot run.")
+        return model.default_layer
+    auto = model.default_layer
+    names = [info.name for info in candidates]
+    shapes = {info.name: info.shape for info in candidates}
+
+    def describe(name: str) -> str:
+        _, c, h, w = shapes[name]
+        return f"{name}  ({c}x{h}x{w}){'  - automatic' if name == auto else ''}"
+
+    layer = st.selectbox("Target layer (CAM family)", names, index=names.index(auto) if auto in names else len(names) - 1,
+                         format_func=describe, key="img_layer")
+    _, _, h, w = shapes[layer]
+    if h * w == 1:
+        st.warning("This layer's output is 1x1: its map cannot show where anything is.")
+    elif auto in shapes and h * w > shapes[auto][2] * shapes[auto][3]:
+        st.caption("An earlier layer than the automatic one: finer maps, but less specific to the class.")
+    return layer
+
+
+def method_options(model) -> dict[str, dict]:
+    """Per-method options (sidebar expander), keyed by variant."""
+    with st.sidebar.expander("Method options"):
+        steps = st.slider("Integrated Gradients: steps", 8, 256, 50, key="img_ig_steps")
+        baseline = st.selectbox("Integrated Gradients: baseline", list(BASELINES), format_func=BASELINES.get, key="img_ig_baseline")
+        samples = st.slider("SmoothGrad / Smooth Grad-CAM++: samples", 4, 100, 25, key="img_sg_samples")
+        noise = st.slider("SmoothGrad / Smooth Grad-CAM++: noise level", 0.0, 0.5, 0.15, 0.01, key="img_sg_noise")
+        seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="img_seed"))
+    ig = {"steps": steps, "baseline": baseline, "seed": seed}
+    if baseline == "black":
+        ig["black"] = tuple(model.to_tensor(np.zeros((1, 1, 3), np.uint8))[0, :, 0, 0].tolist())
+    noisy = {"samples": samples, "noise_level": noise, "seed": seed}
+    return {"integrated_gradients": ig, "smoothgrad": noisy, "smooth_grad_cam_plus_plus": noisy}
+
+
+def display_options() -> dict:
+    with st.sidebar.expander("Display", expanded=True):
+        return {
+            "opacity": st.slider("Map opacity", 0.0, 1.0, 0.55, 0.05, key="img_opacity"),
+            "colorscale": st.selectbox("Colour scale", COLORSCALES, key="img_colorscale"),
+            "mode": st.radio("Scale", SCALE_MODES, format_func=SCALE_LABELS.get, key="img_scale_mode"),
+            "clip": st.checkbox("Clip the top 0.5% of values", value=True, key="img_clip"),
+        }
+
+
+def grid_arrays(results: dict, variants: list[str], targets: list[int]) -> list[list[np.ndarray | None]]:
+    return [[results.get((v, t), MapResult(v, t, None)).heat for v in variants] for t in targets]
+
+
+def scales_for(maps: list[list[np.ndarray | None]], variants: list[str], display: dict):
+    """Colour scales for the grid: signed methods always diverging, others per the chosen mode."""
+    flat = [m for row in maps for m in row]
+    signed = [v in SIGNED or display["mode"] == "signed" for _ in maps for v in variants]
+    scales = scale_for(flat, display["mode"], signed, 99.5 if display["clip"] else None,
+                       sequential=display["colorscale"], diverging=DIVERGING)
+    cols = len(variants)
+    return [scales[i * cols:(i + 1) * cols] for i in range(len(maps))]
+
+
+def facts(result: MapResult, labels: list[str]) -> str:
+    """The line under a map: method, layer, target, time, and IG's convergence delta."""
+    spec = VARIANTS[result.variant]
+    if result.error:
+        return f"**{spec.label}** for *{labels[result.target]}*: :red[{result.error}]"
+    parts = [f"**{spec.label}**", f"target *{labels[result.target]}*"]
+    if result.layer:
+        parts.append(f"layer `{result.layer}`")
+    parts.append(f"{result.seconds * 1000:.0f} ms")
+    ratio = result.delta_ratio
+    if ratio is not None:
+        badge = ":orange-badge[:material/warning: delta > 1%]" if ratio > 0.01 else ":green-badge[delta ok]"
+        parts.append(f"delta {ratio:.2%} of the score difference {badge}")
+    return " · ".join(parts)
+
+
+def show_grid(slot, rgb, maps, variants, targets, labels, display, stage: str):
+    """Draw the map grid into ``slot``; returns the figure and its scales (for the downloads)."""
+    scales = scales_for(maps, variants, display)
+    fig = map_grid(rgb, maps, row_titles=[labels[t] for t in targets], col_titles=[VARIANTS[v].label for v in variants],
+                   scales=scales, opacity=display["opacity"])
+    slot.plotly_chart(fig, key=f"img_grid_{stage}")
+    return fig, scales
+
+
+def downloads(rgb, maps, variants, targets, labels, display, fig, scales, results) -> None:
+    """Download buttons; every file is built only when its button is clicked (deferred data)."""
+    row_titles = [labels[t] for t in targets]
+    col_titles = [VARIANTS[v].label for v in variants]
+    named = {f"{v}__{labels[t]}": r.heat for (v, t), r in results.items() if r.heat is not None}
+    meta = {"targets": row_titles, "methods": col_titles}
+    left, middle, right = st.columns(3)
+    left.download_button("Grid as PNG", lambda: grid_png(rgb, maps, row_titles, col_titles, scales, display["opacity"]),
+                         "maps.png", "image/png", key="img_dl_png", on_click="ignore")
+    middle.download_button("All maps as NPZ (raw values)", lambda: maps_npz(named, meta), "maps.npz",
+                           "application/octet-stream", key="img_dl_npz", on_click="ignore")
+    right.download_button("Grid as interactive HTML", lambda: to_html(fig), "maps.html", "text/html",
+                          key="img_dl_html", on_click="ignore")
+    with st.expander("Download one map"):
+        if not named:
+            return
+        pick = st.selectbox("Map", list(named), key="img_dl_pick")
+        variant, target_label = pick.split("__", 1)
+
+        def single_html() -> str:
+            title = f"{VARIANTS[variant].label}: {target_label}"
+            return to_html(overlay_figure(rgb, named[pick], opacity=display["opacity"], title=title))
+
+        a, b = st.columns(2)
+        a.download_button("This map as NPZ", lambda: maps_npz({pick: named[pick]}, meta), f"{pick}.npz",
+                          key="img_dl_one_npz", on_click="ignore")
+        b.download_button("This map as HTML", single_html, f"{pick}.html", "text/html",
+                          key="img_dl_one_html", on_click="ignore")
 
 
 def run() -> None:
     st.title("Images")
-    st.caption("Pick a photo and see what the classifier predicts.")
+    st.caption("Pick a photo, the classes to explain and several methods; compare the maps side by side.")
     shared = choose_model()
     model = shared.model
     key, data = choose_image()
-    with panel("Loading the image"):
+    rgb = None
+    with panel("The image"):
         image = models.open_image(data) if data is not None else models.load_sample(key.split(":", 1)[1])
         rgb = model.resize(image)
-        probs = predict(shared, model.to_tensor(rgb))
-        top = np.argsort(probs)[::-1][:5]
-        left, right = st.columns([1, 1])
-        left.plotly_chart(photo_figure(rgb, title="What the model sees"), key="img_photo")
-        right.plotly_chart(
-            topk_bar([model.labels[i] for i in top], probs[top], highlight=0, title="Top-5 classes"),
-            key="img_topk",
-        )
+    if rgb is None:
+        return
+    x = model.to_tensor(rgb)
+    context = (model.name, model.description, key)
+    probs = cached_predictions(shared, x, context)
+    top = np.argsort(probs)[::-1][:5]
+    left, right = st.columns([1, 1])
+    left.plotly_chart(photo_figure(rgb, title="What the model sees", height=360), key="img_photo")
+    right.plotly_chart(topk_bar([model.labels[i] for i in top], probs[top], highlight=0, title="Top-5 classes"),
+                       key="img_topk")
 
+    targets = choose_targets(model.labels, probs)
+    variants = st.multiselect("Methods (one column each)", list(VARIANTS), default=DEFAULT_VARIANTS,
+                              format_func=lambda v: VARIANTS[v].label, key="img_methods")
+    with panel("Layers"):
+        layer = choose_layer(model)
+    options = method_options(model)
+    display = display_options()
+    if not variants:
+        st.info("Pick at least one method.")
+        return
 
+    with panel("The maps"):
+        slot = st.empty()
+        results = compute_maps(shared, x, context, variants, targets, layer, options)
+        pending = [v for v in variants if VARIANTS[v].slow]
+        fig, scales = show_grid(slot, rgb, grid_arrays(results, variants, targets), variants, targets, model.labels,
+                                display, "fast")
+        if pending:
+            bar = st.progress(0.0, text="Slow methods…")
+
+            def progress(label: str, target: int, done: int, total: int) -> None:
+                bar.progress(done / max(total, 1), text=f"{label} for {model.labels[target]}: {done}/{total} steps")
+
+            results |= compute_maps(shared, x, context, variants, targets, layer, options, progress, slow=True)
+            bar.empty()
+            fig, scales = show_grid(slot, rgb, grid_arrays(results, variants, targets), variants, targets, model.labels,
+                                    display, "all")
+        for target in targets:
+            for column, variant in zip(st.columns(len(variants)), variants):
+                column.caption(facts(results[variant, target], model.labels))
+        with st.expander("What do these colours mean?"):
+            for variant in variants:
+                st.markdown(METHOD_CAPTIONS[variant])
+        downloads(rgb, grid_arrays(results, variants, targets), variants, targets, model.labels, display, fig, scales, results)

@@ -33,5 +33,8 @@ def plotly_array(value):
 
     if isinstance(value, dict) and "bdata" in value:
         array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        return array.reshape(value["shape"]) if "shape" in value else array
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return array.reshape(shape) if shape else array
     return np.asarray(value)

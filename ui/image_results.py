@@ -1,0 +1,173 @@
+"""Image maps for the Images page, computed once per (model, image, target, layer, method, options).
+
+Results live in ``st.session_state`` so a display change (opacity, colours, layout) reruns no
+model pass. CAM, Grad-CAM and Grad-CAM++ for every target come from one shared pass
+(``explainers.explain_many``); the slower methods run one at a time with a progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+import explainers
+from explainers.errors import ExplainerError
+from ui.resources import Shared
+
+SHARED_PASS = ("cam", "grad_cam", "grad_cam_plus_plus")
+"""Methods that share one forward and one backward per target (the CAM family minus noise)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A column of the grid: an explainers method, the options that make it, and its name."""
+
+    key: str
+    method: str
+    label: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    slow: bool = False
+
+
+VARIANTS: dict[str, Variant] = {
+    v.key: v
+    for v in [
+        Variant("cam", "cam", "CAM"),
+        Variant("grad_cam", "grad_cam", "Grad-CAM"),
+        Variant("grad_cam_negative", "grad_cam", "Grad-CAM (negative)", {"counterfactual": True}),
+        Variant("grad_cam_plus_plus", "grad_cam_plus_plus", "Grad-CAM++"),
+        Variant("smooth_grad_cam_plus_plus", "smooth_grad_cam_plus_plus", "Smooth Grad-CAM++", slow=True),
+        Variant("saliency", "saliency", "Saliency"),
+        Variant("smoothgrad", "smoothgrad", "SmoothGrad", slow=True),
+        Variant("integrated_gradients", "integrated_gradients", "Integrated Gradients", slow=True),
+    ]
+}
+SIGNED = {"integrated_gradients"}
+"""Variants whose maps are signed (evidence for and against): shown on a diverging scale."""
+
+
+@dataclass
+class MapResult:
+    """One computed map (or the reason it could not be), with the facts shown under it."""
+
+    variant: str
+    target: int
+    layer: str | None
+    heat: np.ndarray | None = None
+    raw: np.ndarray | None = None
+    seconds: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def delta_ratio(self) -> float | None:
+        """IG's |convergence delta| as a fraction of |f(x) - f(baseline)|, if known."""
+        if "delta" not in self.extras:
+            return None
+        gap = self.extras["score"] - self.extras["baseline_score"]
+        return abs(self.extras["delta"]) / max(abs(gap), 1e-12)
+
+
+def _store() -> dict[tuple, MapResult]:
+    return st.session_state.setdefault("image_maps", {})
+
+
+def result_key(context: tuple, variant: str, target: int, layer: str | None, options: dict) -> tuple:
+    """Cache key: (model, image), method variant, target, layer (CAM family only) and options."""
+    method = VARIANTS[variant].method
+    uses_layer = method in explainers.api.CAM_METHODS
+    return (*context, variant, target, layer if uses_layer else None, tuple(sorted(options.items())))
+
+
+def _to_result(variant: str, attribution: explainers.Attribution, seconds: float) -> MapResult:
+    # Keep the per-item numbers (IG's delta and scores, the noise seed); drop tensors like the baseline.
+    extras = {
+        k: float(v[0]) if isinstance(v, torch.Tensor) else v
+        for k, v in attribution.extras.items()
+        if not isinstance(v, torch.Tensor) or v.ndim == 1
+    }
+    return MapResult(
+        variant=variant,
+        target=attribution.targets[0],
+        layer=attribution.layer,
+        heat=attribution.maps[0].numpy(),
+        raw=None if attribution.raw is None else attribution.raw[0].numpy(),
+        seconds=seconds,
+        extras=extras,
+    )
+
+
+def compute_maps(
+    shared: Shared,
+    x: torch.Tensor,
+    context: tuple,
+    variants: Sequence[str],
+    targets: Sequence[int],
+    layer: str,
+    options: dict[str, dict[str, Any]],
+    progress: Callable[[str, int, int, int], None] | None = None,
+    slow: bool = False,
+) -> dict[tuple[str, int], MapResult]:
+    """Maps for every (variant, target), from the session cache or computed now.
+
+    ``slow=False`` computes only the fast variants (so they can be shown first); ``slow=True``
+    the rest. ``progress(label, target, done, total)`` reports the slow methods' steps.
+    """
+    store = _store()
+    out: dict[tuple[str, int], MapResult] = {}
+    todo: list[tuple[str, int, tuple]] = []
+    for variant in variants:
+        if VARIANTS[variant].slow != slow:
+            continue
+        for target in targets:
+            key = result_key(context, variant, target, layer, options.get(variant, {}))
+            if key in store:
+                out[variant, target] = store[key]
+            else:
+                todo.append((variant, target, key))
+
+    shared_todo = [v for v in SHARED_PASS if any(t[0] == v for t in todo)]
+    if shared_todo:
+        started = time.perf_counter()
+        try:
+            with shared.lock:
+                many = explainers.explain_many(shared.model.net, x, shared_todo, list(targets), layer)
+        except ExplainerError:
+            many = {}  # one method refused (e.g. CAM without a GAP head): run each alone below
+        seconds = (time.perf_counter() - started) / len(shared_todo) / len(targets)
+        for variant, attributions in many.items():
+            for target, attribution in zip(targets, attributions):
+                out[variant, target] = _to_result(variant, attribution, seconds)
+
+    for variant, target, key in todo:
+        if (variant, target) in out:
+            store[key] = out[variant, target]
+            continue
+        spec = VARIANTS[variant]
+        chosen = {**spec.fixed, **options.get(variant, {})}
+        if progress is not None and spec.slow:
+            chosen["progress"] = lambda done, total, v=spec.label, t=target: progress(v, t, done, total)
+        started = time.perf_counter()
+        try:
+            with shared.lock:
+                attribution = explainers.explain(shared.model.net, x, spec.method, target, layer, **chosen)
+            out[variant, target] = _to_result(variant, attribution, time.perf_counter() - started)
+        except ExplainerError as err:
+            out[variant, target] = MapResult(variant, target, layer, error=str(err))
+        store[key] = out[variant, target]
+    return out
+
+
+def cached_predictions(shared: Shared, x: torch.Tensor, context: tuple) -> np.ndarray:
+    """Class probabilities for the image, computed once per (model, image) in this session."""
+    store = st.session_state.setdefault("image_predictions", {})
+    if context not in store:
+        with shared.lock, torch.inference_mode():
+            store[context] = shared.model.net(x).softmax(-1)[0].numpy()
+    return store[context]
