@@ -36,7 +36,7 @@ on one text, :func:`prepare_text` once (tokens, the target forward) and pass the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,7 @@ class PreparedText:
     truncated: bool
     n_tokens: int
     logits: torch.Tensor
-    cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
+    cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     def batch(self, n: int) -> dict[str, torch.Tensor]:
         """The model inputs repeated ``n`` times along the batch dimension."""
@@ -193,18 +193,21 @@ class _FromWordEmbeddings(nn.Module):
             handle.remove()
 
 
-def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: torch.Tensor,
+def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: Callable[[int, int], torch.Tensor],
                          weights: torch.Tensor, target: int, score: str, memory_mb: float) -> torch.Tensor:
-    """``sum_i weights[i] * d s / d e`` at the word-embedding outputs ``points`` (N, T, D), as (T, D)."""
+    """``sum_i weights[i] * d s / d e_i`` (T, D) at word-embedding outputs e_i.
+
+    ``points(start, stop)`` builds e_start..e_stop-1 as (S, T, D), one chunk at a time.
+    """
     _, embedding = _word_embeddings(model)
     wrapper = _FromWordEmbeddings(model, embedding, prepared)
-    total = torch.zeros(points.shape[1:], dtype=points.dtype, device=points.device)
-    w = weights.to(points)
+    total = torch.zeros(())
 
     def accumulate(start: int, stop: int, grads: torch.Tensor, _targets) -> None:
-        total.add_(torch.einsum("s,std->td", w[start:stop], grads[:, 0]))
+        nonlocal total
+        total = total + torch.einsum("s,std->td", weights[start:stop].to(grads), grads[:, 0])
 
-    chunked_gradients(wrapper, lambda a, b: points[a:b, None], len(points), target, accumulate,
+    chunked_gradients(wrapper, lambda a, b: points(a, b)[:, None], len(weights), target, accumulate,
                       score=score, memory_mb=memory_mb)
     return total
 
@@ -216,10 +219,9 @@ def _input_gradient(model: nn.Module, prepared: PreparedText, target: int, score
         _, embedding = _word_embeddings(model)
         with torch.no_grad():
             embeds = embedding(prepared.inputs["input_ids"])
-        grad = _embedding_gradients(model, prepared, embeds, torch.ones(1), target, score, 1024.0)
-        prepared.cache[key] = torch.stack([embeds[0], grad])
-    embeds, grad = prepared.cache[key]
-    return embeds, grad
+        grad = _embedding_gradients(model, prepared, lambda a, b: embeds, torch.ones(1), target, score, 1024.0)
+        prepared.cache[key] = (embeds[0], grad)
+    return prepared.cache[key]
 
 
 def _saliency(model, tokenizer, prepared, target, score: str = "logit") -> tuple[torch.Tensor, dict]:
@@ -256,7 +258,11 @@ def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logi
                 else embedding(_baseline_ids(tokenizer, prepared, baseline))[0])
     alphas, weights = gauss_legendre(n_steps)
     diff = embeds - base
-    points = base + alphas.to(embeds)[:, None, None] * diff
+    alphas = alphas.to(embeds)
+
+    def points(start: int, stop: int) -> torch.Tensor:
+        return base + alphas[start:stop, None, None] * diff
+
     grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb)
     attr = diff * grad_sum
     wrapper = _FromWordEmbeddings(model, embedding, prepared)

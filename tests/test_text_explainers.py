@@ -474,3 +474,64 @@ def test_text_cnn_hygiene_after_failure(english):
         handle.remove()
     assert _hook_count(cnn) == 0 and not cnn.training
     assert [p.requires_grad for p in cnn.parameters()] == [False] + [True] * 6
+
+
+# --- the bundled sentiment models -------------------------------------------------------------
+
+REVIEW = "A gorgeous, witty and moving film, though the ending drags."
+
+
+def _bundled(name: str):
+    from models.text import load_text_model
+
+    try:
+        return load_text_model(name)
+    except ExplainerError as err:  # the artifact is produced by a training script
+        pytest.skip(f"{name} is not built yet: {err}")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return _bundled("minilm-sentiment")
+
+
+@pytest.fixture(scope="module")
+def textcnn():
+    return _bundled("textcnn-sentiment")
+
+
+@pytest.mark.slow
+def test_bundled_bert_ig_and_layer_grad_cam_match_references(minilm):
+    model, tokenizer = minilm.net, minilm.tokenizer
+    ids = _ids(tokenizer, REVIEW)
+    base = ids.clone()
+    base[0, 1:-1] = tokenizer.pad_token_id
+    result = explain_text(model, tokenizer, REVIEW, "integrated_gradients", max_length=minilm.max_length)
+    lig = LayerIntegratedGradients(_forward(model), model.bert.embeddings.word_embeddings)
+    expected = lig.attribute(ids, baselines=base, target=result.target, n_steps=50, method="gausslegendre")
+    assert _rel_err(result.scores, expected.sum(-1)[0].detach().numpy()) <= 1e-4
+    rows = explain_text(model, tokenizer, REVIEW, "layer_grad_cam", target=result.target)
+    for layer, row in zip(model.bert.encoder.layer, rows.scores, strict=True):
+        (grad,), (act,) = compute_layer_gradients_and_eval(_forward(model), layer, ids, target_ind=result.target)
+        np.testing.assert_allclose(row, (act[0] @ grad[0].mean(dim=0)).clamp_min(0).detach().numpy(),
+                                   rtol=1e-4, atol=1e-5 * np.abs(row).max())
+    assert "film" in rows.words and rows.extras["truncated"] is False
+
+
+@pytest.mark.slow
+def test_bundled_text_cnn_grad_cam_and_ig_match_references(textcnn):
+    model, tokenizer = textcnn.net, textcnn.tokenizer
+    ids = _ids(tokenizer, REVIEW)
+    result = explain_text(model, tokenizer, REVIEW, "grad_cam", max_length=textcnn.max_length)
+    expected = 0
+    for i in range(len(model.convs)):
+        (grad,), (act,) = compute_layer_gradients_and_eval(lambda x: model(x), model.convs[i], ids,
+                                                           target_ind=result.target)
+        expected = expected + (grad[0].mean(dim=1) @ act[0]).clamp_min(0)
+    assert _rel_err(result.scores, expected.detach().numpy()) <= 1e-5
+    base = ids.clone()
+    base[0, 1:-1] = tokenizer.pad_token_id
+    ig = explain_text(model, tokenizer, REVIEW, "integrated_gradients", max_length=textcnn.max_length)
+    lig = LayerIntegratedGradients(lambda x: model(x), model.embed)
+    reference = lig.attribute(ids, baselines=base, target=ig.target, n_steps=50, method="gausslegendre")
+    assert _rel_err(ig.scores, reference.sum(-1)[0].detach().numpy()) <= 1e-4
