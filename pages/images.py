@@ -11,7 +11,7 @@ from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import DIVERGING, SCALE_MODES, scale_for
 from ui.captions import METHOD_CAPTIONS
 from ui.guard import panel
-from ui.image_results import SIGNED, VARIANTS, MapResult, cached_predictions, compute_maps
+from ui.image_results import SIGNED, VARIANTS, MapResult, cached_predictions, compute_maps, explainer_runs
 from ui.resources import Shared, digest, image_model, image_model_from_upload
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
@@ -246,3 +246,4 @@ def run() -> None:
             for variant in variants:
                 st.markdown(METHOD_CAPTIONS[variant])
         downloads(rgb, grid_arrays(results, variants, targets), variants, targets, model.labels, display, fig, scales, results)
+    st.caption(f"Explainer runs in this session: {explainer_runs()}. Display changes reuse the computed maps.")

@@ -78,6 +78,16 @@ def _store() -> dict[tuple, MapResult]:
     return st.session_state.setdefault("image_maps", {})
 
 
+def _count_run() -> None:
+    """One more explainer call in this session (shown on the page, read by the browser test)."""
+    st.session_state["explainer_runs"] = explainer_runs() + 1
+
+
+def explainer_runs() -> int:
+    """Explainer calls (each one or more model passes) made for this session so far."""
+    return st.session_state.get("explainer_runs", 0)
+
+
 def result_key(context: tuple, variant: str, target: int, layer: str | None, options: dict) -> tuple:
     """Cache key: (model, image), method variant, target, layer (CAM family only) and options."""
     method = VARIANTS[variant].method
@@ -135,6 +145,7 @@ def compute_maps(
     shared_todo = [v for v in SHARED_PASS if any(t[0] == v for t in todo)]
     if shared_todo:
         started = time.perf_counter()
+        _count_run()
         try:
             with shared.lock:
                 many = explainers.explain_many(shared.model.net, x, shared_todo, list(targets), layer)
@@ -154,6 +165,7 @@ def compute_maps(
         if progress is not None and spec.slow:
             chosen["progress"] = lambda done, total, v=spec.label, t=target: progress(v, t, done, total)
         started = time.perf_counter()
+        _count_run()
         try:
             with shared.lock:
                 attribution = explainers.explain(shared.model.net, x, spec.method, target, layer, **chosen)
