@@ -10,9 +10,13 @@ from models.image import (
 )
 from models.image_input import open_image
 from models.samples import load_sample, sample_names
+from models.text import TextModel, load_text_model, text_models
+
+DEFAULT_TEXT_MODEL = "minilm-sentiment"
 
 __all__ = [
     "DEFAULT_IMAGE_MODEL",
+    "DEFAULT_TEXT_MODEL",
     "ImageModel",
     "ModelEntry",
     "image_models",
@@ -21,4 +25,7 @@ __all__ = [
     "load_torchvision_model",
     "open_image",
     "sample_names",
+    "TextModel",
+    "load_text_model",
+    "text_models",
 ]

@@ -1,7 +1,103 @@
-"""BERT layers page: per-layer Grad-CAM as a layers x tokens heatmap."""
+"""BERT layers page: per-layer Grad-CAM as a layers x tokens heatmap, attention and rollout."""
 
-from pages.placeholder import notice
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explainers.attention import attention_rollout_matrix, attention_weights
+from figures.export import to_html
+from figures.text import attention_heatmap, layers_tokens_heatmap
+from ui.guard import panel
+from ui.text_inputs import choose_text_model
+from ui.text_results import TextResult, explain, prepared, probabilities, text_runs
+
+DEFAULT_TEXT = "The actors are wonderful, but the script is lazy and the ending is a letdown."
+CLS_SHARE = 0.5
+"""Share of the last layer's row on the first token above which the page explains why."""
+
+
+def layer_labels(result: TextResult) -> list[str]:
+    """'embeddings', 'layer 1', ... from the layer module names."""
+    return ["embeddings" if name.endswith("embeddings") else f"layer {int(name.rsplit('.', 1)[-1]) + 1}"
+            for name in result.attribution.layers]
+
+
+def cls_note(result: TextResult) -> None:
+    """Explain a last-layer row concentrated on [CLS]: with a pooler head, only [CLS] gets gradient."""
+    last = np.abs(result.attribution.scores[-1])
+    if last.sum() > 0 and result.attribution.special[0] and last[0] / last.sum() > CLS_SHARE:
+        st.info(
+            f"The last layer's row sits on {result.attribution.tokens[0]} "
+            f"({last[0] / last.sum():.0%} of it). This is expected, not a bug: the classifier reads only the "
+            "first token's final vector (through the pooler), so the last layer gets gradient only there. "
+            "Earlier layers show where the evidence comes from.",
+            icon=":material/info:",
+        )
 
 
 def run() -> None:
-    notice("BERT layers", "the layers x tokens Grad-CAM heatmap and attention views.", 7)
+    st.title("BERT layers")
+    st.caption("How evidence moves through the encoder: per-layer Grad-CAM (rows = layers, columns = tokens).")
+    shared = choose_text_model("bl")
+    if shared is None:
+        return
+    model = shared.model
+    st.session_state.setdefault("bl_text", st.session_state.get("txt_text", DEFAULT_TEXT))
+    text = st.text_area("Text to explain", key="bl_text", height=90)
+    prep = None
+    with panel("The text"):
+        prep = prepared(shared, text)
+    if prep is None:
+        return
+    if prep.truncated:
+        st.warning(f"Truncated to the model's first {len(prep.tokens)} tokens (of {prep.n_tokens}).")
+    probs = probabilities(prep)
+    predicted = int(np.argmax(probs))
+    others = [i for i in range(len(model.labels)) if i != predicted]
+    with st.sidebar.expander("Display", expanded=True):
+        embeddings = st.checkbox("Include the embeddings as layer 0", key="bl_embeddings")
+        signed = st.checkbox("Signed (no ReLU: blue = against the class)", key="bl_signed")
+        normalise = st.radio("Scale", ["row", "global"], key="bl_normalise",
+                             format_func={"row": "Each row to its own peak", "global": "One scale for all"}.get)
+    other = st.selectbox("Compare with class", others, format_func=lambda i: f"{model.labels[i]} ({probs[i]:.1%})",
+                         key="bl_other") if others else None
+    options = {"include_embeddings": embeddings, "signed": signed}
+
+    targets = [predicted] + ([other] if other is not None else [])
+    columns = st.columns(len(targets))
+    for column, target in zip(columns, targets):
+        with column, panel(f"Per-layer Grad-CAM for {model.labels[target]}"):
+            result = explain(shared, prep, "layer_grad_cam", target, options)
+            if result.error:
+                st.error(result.error)
+                continue
+            kind = "predicted" if target == predicted else "other class"
+            fig = layers_tokens_heatmap(result.attribution.scores, result.attribution.tokens, layer_labels(result),
+                                        normalise=normalise, signed=signed,
+                                        title=f"{model.labels[target]} ({kind}, {probs[target]:.1%})")
+            st.plotly_chart(fig, key=f"bl_layers_{kind}")
+            st.download_button("As HTML", lambda fig=fig: to_html(fig), f"layers_{model.labels[target]}.html",
+                               "text/html", key=f"bl_dl_{kind}", on_click="ignore")
+            if target == predicted:
+                cls_note(result)
+
+    st.subheader("Attention")
+    with panel("Attention"):
+        store = st.session_state.setdefault("bl_attention", {})
+        key = (model.name, prep.text)
+        if key not in store:
+            with shared.lock:
+                found = attention_weights(model.net, prep)
+            store[key] = (found.numpy(), attention_rollout_matrix(found).numpy())
+        weights, roll = store[key]
+        layers, heads = weights.shape[:2]
+        a, b = st.columns(2)
+        layer = a.slider("Layer", 1, layers, layers, key="bl_att_layer")
+        head = b.slider("Head", 1, heads, 1, key="bl_att_head")
+        left, right = st.columns(2)
+        left.plotly_chart(attention_heatmap(weights[layer - 1, head - 1], prep.tokens,
+                                            title=f"Layer {layer}, head {head}"), key="bl_attention_map")
+        right.plotly_chart(attention_heatmap(roll, prep.tokens, title="Attention rollout (all layers)"),
+                           key="bl_rollout")
+    st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")

@@ -1,7 +1,159 @@
-"""Text page: token heatmaps for the bundled sentiment model and your own."""
+"""Text page: type a sentence, see which tokens drive the prediction, method by method."""
 
-from pages.placeholder import notice
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from explainers.text import text_methods
+from figures.export import to_html
+from figures.image import topk_bar
+from figures.text import TokenRow, token_heatmap_rows
+from ui.guard import panel
+from ui.text_inputs import choose_text_model
+from ui.text_results import LABELS, SIGNED, TextResult, explain, prepared, probabilities, text_runs
+
+EXAMPLES = {
+    "Positive": "A warm, funny and beautifully acted film that I would happily watch again.",
+    "Negative": "The plot is a mess, the jokes fall flat and the two hours feel like four.",
+    "Mixed": "The actors are wonderful, but the script is lazy and the ending is a letdown.",
+    "Negated": "This is not a good movie, and it is certainly not funny.",
+    "Long review": (
+        "I went in expecting little. The trailer promised another noisy action movie, and for the first "
+        "twenty minutes that is what it delivers: chases, explosions, a villain who explains his plan. "
+        "Then something changes. The director slows down, lets scenes breathe, and gives the lead actress "
+        "room to build a character with real doubts. The middle act is genuinely moving, and the score "
+        "never tells you what to feel. The ending is rushed and one subplot goes nowhere, but overall this "
+        "is a thoughtful, well made film that deserves a bigger audience than it will probably get."
+    ),
+    "Japanese": "この映画は本当に素晴らしかった。",
+}
+PAGE_METHODS = ("integrated_gradients", "saliency", "grad_x_input", "attention_rollout", "grad_cam")
+IG_BASELINES = {"pad": "[PAD] tokens", "mask": "[MASK] tokens", "zeros": "Zero embeddings"}
+
+
+def _use_example() -> None:
+    st.session_state["txt_text"] = EXAMPLES[st.session_state["txt_example"]]
+
+
+def choose_text() -> str:
+    st.selectbox("Example sentences", list(EXAMPLES), key="txt_example", on_change=_use_example)
+    st.session_state.setdefault("txt_text", EXAMPLES["Positive"])
+    return st.text_area("Text to explain", key="txt_text", height=100)
+
+
+def rows_for(results: list[TextResult], words: bool) -> list[TokenRow]:
+    """One heatmap row per method: subword tokens (special ones marked) or merged words."""
+    rows = []
+    for result in results:
+        a = result.attribution
+        if words:
+            rows.append(TokenRow(LABELS[result.method], a.words, a.word_scores, words=a.words))
+        else:
+            words_of = [a.words[i] if i >= 0 else "(special)" for i in a.token_word]
+            rows.append(TokenRow(LABELS[result.method], a.tokens, a.scores, words=words_of, special=a.special))
+    return rows
+
+
+def scores_table(results: list[TextResult]) -> list[dict]:
+    """Every token's score under every method (for the CSV / JSON downloads)."""
+    first = results[0].attribution
+    table = []
+    for i, token in enumerate(first.tokens):
+        row = {"index": i, "token": token, "special": first.special[i],
+               "word": first.words[first.token_word[i]] if first.token_word[i] >= 0 else ""}
+        row |= {r.method: float(r.attribution.scores[i]) for r in results}
+        table.append(row)
+    return table
+
+
+def facts(result: TextResult) -> str:
+    a = result.attribution
+    parts = [f"**{LABELS[result.method]}**", f"{result.seconds * 1000:.0f} ms"]
+    if "delta" in a.extras:
+        parts.append(f"convergence delta {a.extras['delta']:+.4f} (sum of scores minus the score difference)")
+    if a.extras.get("target_independent"):
+        parts.append("does not depend on the target class")
+    return " · ".join(parts)
+
+
+def show_downloads(fig, results: list[TextResult], prefix: str) -> None:
+    table = scores_table(results)
+    header = list(table[0])
+    csv = "\n".join([",".join(header)] + [",".join(json.dumps(row[h]) for h in header) for row in table])
+    a, b, c = st.columns(3)
+    a.download_button("Heatmaps as HTML", lambda: to_html(fig), f"{prefix}.html", "text/html",
+                      key=f"{prefix}_dl_html", on_click="ignore")
+    b.download_button("Scores as CSV", csv, f"{prefix}.csv", "text/csv", key=f"{prefix}_dl_csv", on_click="ignore")
+    c.download_button("Scores as JSON", json.dumps(table, indent=1), f"{prefix}.json", "application/json",
+                      key=f"{prefix}_dl_json", on_click="ignore")
 
 
 def run() -> None:
-    notice("Text", "token heatmaps (Integrated Gradients, saliency, gradient x input, attention rollout).", 7)
+    st.title("Text")
+    st.caption("Which words push a sentiment classifier toward its answer? Each row is one method.")
+    shared = choose_text_model("txt")
+    if shared is None:
+        return
+    model = shared.model
+    text = choose_text()
+    prep = None
+    with panel("The text"):
+        prep = prepared(shared, text)
+    if prep is None:
+        return
+    if prep.truncated:
+        st.warning(f"The text has {prep.n_tokens} tokens; only the first {len(prep.tokens)} "
+                   f"(the model's maximum) are explained.")
+    probs = probabilities(prep)
+    predicted = int(np.argmax(probs))
+    st.plotly_chart(topk_bar(model.labels, probs, highlight=predicted, title="Prediction"), key="txt_probs")
+
+    names = ["Predicted"] + model.labels
+    target_name = st.selectbox("Target class", names, format_func=lambda n: f"Predicted ({model.labels[predicted]})"
+                               if n == "Predicted" else n, key="txt_target")
+    target = predicted if target_name == "Predicted" else model.labels.index(target_name)
+    available = [m for m in PAGE_METHODS if m in text_methods(model.net)]
+    methods = st.multiselect("Methods (one row each)", available, default=available, format_func=LABELS.get,
+                             key="txt_methods")
+    with st.sidebar.expander("Method options"):
+        steps = st.slider("Integrated Gradients: steps", 8, 200, 50, key="txt_ig_steps")
+        baseline = st.selectbox("Integrated Gradients: baseline", list(IG_BASELINES), format_func=IG_BASELINES.get,
+                                key="txt_ig_baseline")
+    with st.sidebar.expander("Display", expanded=True):
+        words = st.toggle("Merge subwords into words", key="txt_words")
+        shared_scale = st.checkbox("One colour scale for all rows", key="txt_shared_scale")
+        width = st.slider("Characters per line", 40, 160, 90, 10, key="txt_width")
+    options = {"integrated_gradients": {"n_steps": steps, "baseline": baseline}}
+
+    with panel("The token heatmaps"):
+        results = [explain(shared, prep, m, target, options.get(m, {})) for m in methods]
+        for failed in [r for r in results if r.error]:
+            st.error(f"{LABELS[failed.method]}: {failed.error}")
+        good = [r for r in results if r.attribution is not None]
+        if good:
+            signed = [r.method in SIGNED for r in good]
+            fig = token_heatmap_rows(rows_for(good, words), shared=shared_scale,
+                                     signed=any(signed) if shared_scale else None, width=width)
+            st.plotly_chart(fig, key="txt_heatmaps")
+            for r in good:
+                st.caption(facts(r))
+            show_downloads(fig, good, "txt")
+
+    with st.expander("Compare with a second text", expanded=False):
+        other = st.text_input("Second text", value="not good", key="txt_other")
+        first_text = st.text_input("First text", value="good", key="txt_first")
+        method = st.selectbox("Method", methods or available, format_func=LABELS.get, key="txt_compare_method")
+        with panel("The comparison"):
+            pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}))
+                    for t in (first_text, other)]
+            for r in pair:
+                if r.error:
+                    st.error(r.error)
+            if all(r.attribution for r in pair):
+                rows = rows_for(pair, words)
+                rows = [TokenRow(f"“{t}”", r.tokens, r.scores, r.words, r.special) for t, r in zip((first_text, other), rows)]
+                st.plotly_chart(token_heatmap_rows(rows, shared=True, width=width), key="txt_compare")
+    st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")

@@ -43,3 +43,9 @@ def image_model_from_upload(arch: str, digest: str, _data: bytes, suffix: str) -
 def digest(data: bytes) -> str:
     """Content hash used as a cache key for uploads."""
     return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_resource(show_spinner="Loading the text model…", max_entries=4)
+def text_model(name_or_path: str = models.DEFAULT_TEXT_MODEL) -> Shared:
+    """A bundled text classifier by name, or a local Hugging Face directory (eager attention)."""
+    return Shared(models.load_text_model(name_or_path), threading.Lock())

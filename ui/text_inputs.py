@@ -1,0 +1,28 @@
+"""Text-model picker shared by the Text and BERT-layers pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import models
+from ui.guard import panel
+from ui.resources import Shared, text_model
+
+LOCAL_DIR = "Local Hugging Face directory…"
+
+
+def choose_text_model(key: str) -> Shared | None:
+    """Sidebar: a bundled text model or a local Hugging Face directory; None if none can load."""
+    with st.sidebar:
+        st.subheader("Text model")
+        bundled = [info.name for info in models.text_models()]
+        name = st.selectbox("Model", bundled + [LOCAL_DIR], key=f"{key}_model")
+        if name == LOCAL_DIR:
+            name = st.text_input("Directory (config, weights, tokenizer)", key=f"{key}_model_dir").strip()
+            if not name:
+                st.info("Type the path of a local Hugging Face model directory.")
+                return None
+    shared = None
+    with panel("The text model"):
+        shared = text_model(name)
+    return shared

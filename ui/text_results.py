@@ -1,0 +1,78 @@
+"""Token attributions for the Text and BERT-layers pages, computed once per
+(model, text, target, method, options) and kept in the session, so display changes
+(words vs tokens, shared scale) run no model pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from explainers.errors import ExplainerError
+from explainers.text import PreparedText, TextAttribution, explain_text, prepare_text
+from ui.resources import Shared
+
+LABELS = {
+    "integrated_gradients": "Integrated Gradients",
+    "saliency": "Saliency",
+    "grad_x_input": "Gradient x input",
+    "attention_rollout": "Attention rollout",
+    "grad_cam": "Grad-CAM (text CNN)",
+    "layer_grad_cam": "Per-layer Grad-CAM",
+}
+SIGNED = {"integrated_gradients", "grad_x_input"}
+"""Methods whose scores are signed (evidence for and against): shown on a diverging scale."""
+
+
+@dataclass
+class TextResult:
+    """A method's attribution for one text (or why it failed), and how long it took."""
+
+    method: str
+    attribution: TextAttribution | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _session(name: str) -> dict:
+    return st.session_state.setdefault(name, {})
+
+
+def prepared(shared: Shared, text: str) -> PreparedText:
+    """The tokenised text and its logits for this model (one forward, cached in the session)."""
+    store = _session("text_prepared")
+    key = (shared.model.name, text)
+    if key not in store:
+        with shared.lock:
+            store[key] = prepare_text(shared.model.net, shared.model.tokenizer, text, shared.model.max_length)
+    return store[key]
+
+
+def probabilities(prep: PreparedText) -> np.ndarray:
+    return prep.logits.softmax(-1)[0].numpy()
+
+
+def explain(shared: Shared, prep: PreparedText, method: str, target: int, options: dict[str, Any]) -> TextResult:
+    """One method on one prepared text, from the session cache or computed now."""
+    store = _session("text_results")
+    key = (shared.model.name, prep.text, target, method, tuple(sorted(options.items())))
+    if key not in store:
+        st.session_state["text_runs"] = text_runs() + 1
+        started = time.perf_counter()
+        try:
+            with shared.lock:
+                attribution = explain_text(shared.model.net, shared.model.tokenizer, prep, method, target, **options)
+            store[key] = TextResult(method, attribution, time.perf_counter() - started)
+        except ExplainerError as err:
+            store[key] = TextResult(method, error=str(err))
+    return store[key]
+
+
+def text_runs() -> int:
+    """Explainer calls made for this session so far (shown on the pages)."""
+    return st.session_state.get("text_runs", 0)
