@@ -99,6 +99,8 @@ OPTIONS: dict[str, dict[str, tuple[Any, Callable[[Any], None]]]] = {
     "integrated_gradients": {
         "score": SCORE,
         "steps": (50, _count("steps")),
+        "tolerance": (0.01, _number("tolerance", 0.0, True)),
+        "max_steps": (800, _count("max_steps")),
         "rule": ("gauss_legendre", _choice("rule", tuple(RULES))),
         "baseline": ("zero", _check_baseline),
         "black": (None, _check_black),

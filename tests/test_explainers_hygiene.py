@@ -12,7 +12,7 @@ import explainers
 from explainers import ExplainerError
 from tests.test_explainers_support import OutputProbe, sample_batch, state_of
 
-QUICK = {"samples": 2, "steps": 3}
+QUICK = {"samples": 2, "steps": 3, "tolerance": 0}
 SHAPE = (2, 3, 64, 80)
 
 
@@ -104,6 +104,7 @@ def small() -> nn.Module:
         ("integrated_gradients", {"baseline": "grey"}, "baseline must be one of"),
         ("integrated_gradients", {"baseline": "black"}, "needs black="),
         ("integrated_gradients", {"rule": "simpson"}, "rule must be one of"),
+        ("integrated_gradients", {"tolerance": -1}, "tolerance must be a finite number >= 0"),
         ("smoothgrad", {"noise_level": -0.1}, "noise_level must be a finite number >= 0"),
         ("smoothgrad", {"noise_level": float("nan")}, "noise_level"),
         ("smoothgrad", {"samples": 0}, "samples must be a whole number"),

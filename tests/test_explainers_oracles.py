@@ -120,7 +120,7 @@ def test_smoothgrad_without_noise_matches_captum_noise_tunnel(setup) -> None:
 def test_integrated_gradients_matches_captum(setup, rule: str, captum_method: str, baseline: str) -> None:
     model, x = setup[0], sample_batch(3, SMALL)
     steps = 8
-    ours = explainers.explain(model, x, "integrated_gradients", TARGETS, steps=steps, rule=rule, baseline=baseline, blur_sigma=4.0)
+    ours = explainers.explain(model, x, "integrated_gradients", TARGETS, steps=steps, tolerance=0, rule=rule, baseline=baseline, blur_sigma=4.0)
     reference = torch.zeros_like(x) if baseline == "zero" else gaussian_blur(x, 4.0)
     attr, delta = IntegratedGradients(model).attribute(
         x, reference, target=TARGETS, n_steps=steps, method=captum_method, return_convergence_delta=True
