@@ -1,0 +1,65 @@
+"""``python -m bench [--quick] [--threads N] [--only SUBSTRING]``: run every case, write results/latest.md."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import bench
+from bench.harness import markdown, run_case
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def discover(quick: bool):
+    """Cases from every ``bench.cases_*`` module, in name order."""
+    for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda i: i.name):
+        if info.name.startswith("cases_"):
+            module = importlib.import_module(f"bench.{info.name}")
+            yield from module.cases(quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer reps, smaller models (under 5 minutes)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for every case")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    started = time.time()
+    rows, notes = [], []
+    for case in discover(args.quick):
+        if args.only not in case.name:
+            continue
+        print(f"== {case.name}", flush=True)
+        case_rows = run_case(case)
+        for row in case_rows:
+            print(f"   {row.label:<48} {1000 * row.median_s:9.1f} ms  x{row.ratio:.2f} [{row.ratio_min:.2f}-{row.ratio_max:.2f}]", flush=True)
+        rows += case_rows
+        if case.note:
+            notes.append(f"- {case.name}: {case.note}")
+    load = os.getloadavg()
+    header = (
+        f"# Benchmarks ({'quick' if args.quick else 'full'})\n\n"
+        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, "
+        f"{time.time() - started:.0f} s. Same process, variants alternated (order rotated) in every rep; "
+        "ratios are per-rep time / reference time."
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(rows, header, notes))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
