@@ -69,12 +69,13 @@ class TextModel:
 
     @torch.no_grad()
     def logits(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
-        """Logits ``(N, C)`` for ``texts``, run in batches."""
+        """Logits ``(N, C)`` for ``texts`` in their order, run in batches of similar length."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = []
         for i in range(0, len(texts), batch_size):
-            enc = self.encode(texts[i : i + batch_size])
+            enc = self.encode([texts[j] for j in order[i : i + batch_size]])
             out.append(as_logits(self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])))
-        return torch.cat(out)
+        return torch.cat(out)[torch.argsort(torch.tensor(order))]
 
 
 def heldout_accuracy(model: TextModel) -> float:
