@@ -1,20 +1,19 @@
-"""Text benchmarks: per-layer Grad-CAM in one pass, and Integrated Gradients' memory at 512 tokens.
+"""Text explainers against one forward+backward, captum per layer, and fixed IG chunking.
 
-Both run on a BERT-base-sized random model (12 layers, 768 hidden, 12 heads, eager attention):
-speed does not depend on the weights. Timings alternate A and B inside one process at the same
-thread count and report the median ratio with its spread (min..max over rounds).
+Models are BERT-base-sized random classifiers (12 layers, 768 hidden, 12 heads, eager
+attention; quick mode: 4 layers, 256 hidden): speed does not depend on the weight values.
+Cases for ``python -m bench`` (see :mod:`bench.harness`):
 
-- ``layer_grad_cam``: all 12 layers from one forward + one ``autograd.grad``, against (a) one
-  forward + one gradient to the word-embedding output (the least any gradient method does)
-  and (b) captum's ``LayerGradCam`` looped over the 12 layers. Claim: ratio (a) <= 1.1, (b) >= 4.
-- ``ig_memory``: IG at 512 tokens, each configuration in its own subprocess so that its peak
-  resident memory (``ru_maxrss``, the whole process: weights and interpreter included) is its
-  own. Automatic chunking (``memory_mb`` default) against fixed chunks of 2 and 4 steps, which
-  is what "unchunked" can mean on a 2-core, 23 GB machine: one step's graph at 512 tokens is
-  ~310 MB, so 50 steps in one batch would need ~30 GB. Claim: auto peak < 4 GB, time <= 1.1x
-  the best fixed-chunk run.
+- per-layer Grad-CAM at 128 tokens: all layers from one forward + one ``autograd.grad``, against
+  one ordinary forward + backward (goal <= 1.1x) and captum's ``LayerGradCam`` looped over the
+  layers (goal >= 4x ours);
+- Integrated Gradients at 512 tokens: automatic chunking (``memory_mb`` default) against fixed
+  chunks of 2 and 4 steps (goal <= 1.1x the faster). 50 steps in one batch would need ~30 GB
+  at 512 tokens (one step's graph is ~310 MB), hence fixed chunks as the "unchunked" runs.
 
-Run: ``python -m bench.cases_text [--quick]`` (quick: fewer rounds, IG with 6 steps).
+Peak memory needs a process per configuration: ``python -m bench.cases_text [--quick]`` runs IG
+in subprocesses and prints each one's time and peak resident memory (``ru_maxrss``: the whole
+process, weights and interpreter included; goal < 4 GB for the automatic chunking).
 """
 
 from __future__ import annotations
@@ -27,19 +26,21 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import torch
+
+from bench.harness import Case
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def bert_base(seed: int = 0):
-    """A randomly initialised BERT-base-sized classifier (eval, eager attention)."""
+def bert_base(small: bool = False, seed: int = 0):
+    """A randomly initialised BERT-base-sized classifier (eval, eager attention); ``small``: 4 x 256."""
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
-    return BertForSequenceClassification(BertConfig(num_labels=2, attn_implementation="eager")).eval()
+    size = dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024) if small else {}
+    return BertForSequenceClassification(BertConfig(num_labels=2, attn_implementation="eager", **size)).eval()
 
 
 class _Tokenizer:
@@ -69,64 +70,101 @@ class _Tokenizer:
         return " ".join(tokens)
 
 
-def alternate(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Seconds per run, interleaved round by round in alternating order (A B, B A, ...), one
-    warm-up round not counted."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for r in range(rounds + 1):
-        order = list(runs.items()) if r % 2 else list(runs.items())[::-1]
-        for name, run in order:
-            start = time.perf_counter()
-            run()
-            if r:
-                times[name].append(time.perf_counter() - start)
-    return times
-
-
-def ratio(times: dict[str, list[float]], a: str, b: str) -> dict[str, float]:
-    """Median and spread of the per-round ratios a / b."""
-    per_round = [x / y for x, y in zip(times[a], times[b], strict=True)]
-    return {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round)}
-
-
-def case_layer_grad_cam(quick: bool = False, tokens: int = 128) -> dict:
-    """All-layer Grad-CAM vs one forward+backward and vs captum LayerGradCam per layer."""
+def layer_grad_cam_cases(quick: bool) -> list[Case]:
+    """All-layer Grad-CAM vs one forward+backward, and captum LayerGradCam looped over the layers."""
     from captum.attr import LayerGradCam
 
     from explainers.capture import capture
     from explainers.text import explain_text, prepare_text
 
-    model = bert_base()
-    tokenizer = _Tokenizer(tokens)
+    model = bert_base(small=quick)
+    tokenizer = _Tokenizer(64 if quick else 128)
     prepared = prepare_text(model, tokenizer, "random ids")
-    ids = tokenizer.ids
-    embedding = "bert.embeddings.word_embeddings"
+    ids, target = tokenizer.ids, 1
+    size = f"{model.config.num_hidden_layers} layers x {model.config.hidden_size}, {ids.shape[1]} tokens"
+
+    def ours():
+        explain_text(model, tokenizer, prepared, "layer_grad_cam", target=target)
 
     def forward_backward():
-        with capture(model, [embedding], detach=True) as captured:
+        model(**prepared.inputs).logits[0, target].backward()
+        model.zero_grad(set_to_none=True)
+
+    def gradient_to_embeddings():
+        with capture(model, ["bert.embeddings.word_embeddings"], detach=True) as captured:
             logits = model(**prepared.inputs).logits
-            torch.autograd.grad(logits[0, 1], captured[embedding])
+            torch.autograd.grad(logits[0, target], captured["bert.embeddings.word_embeddings"])
 
     def forward(i):
         return model(input_ids=i, attention_mask=torch.ones_like(i), token_type_ids=torch.zeros_like(i)).logits
 
     def captum_loop():
         for layer in model.bert.encoder.layer:
-            LayerGradCam(forward, layer).attribute(ids, target=1)
+            LayerGradCam(forward, layer).attribute(ids, target=target)
 
-    def ours():
-        explain_text(model, tokenizer, prepared, "layer_grad_cam", target=1)
+    ours_label = "ours: layer_grad_cam, all layers"
+    return [
+        Case(
+            f"Per-layer Grad-CAM vs forward+backward, BERT {size}",
+            {
+                "one forward + backward (parameter grads)": forward_backward,
+                "one forward + grad to embeddings (frozen)": gradient_to_embeddings,
+                ours_label: ours,
+            },
+            reference="one forward + backward (parameter grads)",
+            reps=5 if quick else 11,
+            goals={ours_label: "<= 1.1x one forward+backward"},
+            note="the frozen row is the least any gradient method does (no parameter gradients).",
+        ),
+        Case(
+            f"Per-layer Grad-CAM vs captum LayerGradCam per layer, BERT {size}",
+            {ours_label: ours, "captum LayerGradCam looped over layers": captum_loop},
+            reference=ours_label,
+            reps=3 if quick else 5,
+            goals={"captum LayerGradCam looped over layers": ">= 4x ours"},
+        ),
+    ]
 
-    pair = alternate({"ours_all_layers": ours, "one_forward_backward": forward_backward}, 4 if quick else 12)
-    loop = alternate({"ours_all_layers": ours, "captum_per_layer_loop": captum_loop}, 2 if quick else 5)
-    return {
-        "case": "layer_grad_cam",
-        "tokens": tokens,
-        "threads": torch.get_num_threads(),
-        "median_s": {k: statistics.median(v) for k, v in (pair | loop).items()},
-        "ours_over_forward_backward": ratio(pair, "ours_all_layers", "one_forward_backward"),
-        "captum_loop_over_ours": ratio(loop, "captum_per_layer_loop", "ours_all_layers"),
-    }
+
+def ig_chunking_case(quick: bool) -> Case:
+    """IG timed with automatic chunking and with fixed chunks of 2 and 4 steps, in this process."""
+    from explainers.text import explain_text, prepare_text
+
+    model = bert_base(small=quick)
+    tokenizer = _Tokenizer(128 if quick else 512)
+    prepared = prepare_text(model, tokenizer, "random ids")
+    steps = 4 if quick else 16
+    graph = step_graph_mb(model, prepared)
+
+    def run(memory_mb: float | None):
+        options = {} if memory_mb is None else {"memory_mb": memory_mb}
+        return lambda: explain_text(model, tokenizer, prepared, "integrated_gradients", target=1,
+                                    n_steps=steps, **options)
+
+    return Case(
+        f"Integrated Gradients chunking, BERT {model.config.num_hidden_layers} layers x "
+        f"{model.config.hidden_size}, {tokenizer.ids.shape[1]} tokens, {steps} steps",
+        {
+            "fixed: 4 steps per chunk": run(fixed_chunk_budget(graph, 4)),
+            "fixed: 2 steps per chunk": run(fixed_chunk_budget(graph, 2)),
+            "ours: automatic chunks (memory_mb=1024)": run(None),
+        },
+        reference="fixed: 4 steps per chunk",
+        reps=2 if quick else 3,
+        warmup=0 if quick else 1,
+        goals={"ours: automatic chunks (memory_mb=1024)": "<= 1.1x the faster fixed row"},
+        note=f"one step's graph is {graph:.0f} MB; peak memory per configuration: python -m bench.cases_text.",
+    )
+
+
+def cases(quick: bool) -> list[Case]:
+    return [*layer_grad_cam_cases(quick), ig_chunking_case(quick)]
+
+
+def fixed_chunk_budget(graph_mb: float, chunk: int) -> float:
+    """The ``memory_mb`` that makes :mod:`explainers.engine` run ``chunk`` steps per chunk
+    (its rule: chunk = budget // (2 x one step's graph); the first step always runs alone)."""
+    return 2 * graph_mb * (chunk + 0.5)
 
 
 def step_graph_mb(model, prepared) -> float:
@@ -142,15 +180,14 @@ def step_graph_mb(model, prepared) -> float:
 def ig_run(tokens: int, steps: int, chunk: int | None) -> dict:
     """One IG run in this process: seconds and peak resident memory (MB).
 
-    ``chunk=None``: the library's automatic chunking (default ``memory_mb``). An int k forces
-    chunks of k steps through a budget of 2 x (k + 1/2) step graphs, the engine's sizing rule
-    (its first step always runs alone: it measures the step graph)."""
+    ``chunk=None``: the library's automatic chunking (default ``memory_mb``); an int k: chunks
+    of k steps (:func:`fixed_chunk_budget`)."""
     from explainers.text import explain_text, prepare_text
 
     model = bert_base()
     tokenizer = _Tokenizer(tokens)
     prepared = prepare_text(model, tokenizer, "random ids")
-    options = {} if chunk is None else {"memory_mb": 2 * step_graph_mb(model, prepared) * (chunk + 0.5)}
+    options = {} if chunk is None else {"memory_mb": fixed_chunk_budget(step_graph_mb(model, prepared), chunk)}
     start = time.perf_counter()
     result = explain_text(model, tokenizer, prepared, "integrated_gradients", target=1, n_steps=steps, **options)
     seconds = time.perf_counter() - start
@@ -166,34 +203,28 @@ def _ig_subprocess(tokens: int, steps: int, chunk: int | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def case_ig_memory(quick: bool = False, tokens: int = 512, steps: int | None = None) -> dict:
-    """IG at 512 tokens: automatic chunking vs fixed chunks of 2 and 4 steps, one subprocess each.
-
-    Rounds alternate the configurations; time is the median, peak memory the maximum."""
+def ig_peak_memory(quick: bool = False, steps: int | None = None) -> dict:
+    """IG at 512 tokens, each configuration in its own subprocess: seconds and peak memory (MB)."""
     steps = steps or (6 if quick else 50)
     configs: dict[str, int | None] = {"auto": None, "chunk_2": 2, "chunk_4": 4}
     rounds = 1 if quick else 2
     results: dict[str, list[dict]] = {name: [] for name in configs}
     for _ in range(rounds):
         for name, chunk in configs.items():
-            results[name].append(_ig_subprocess(tokens, steps, chunk))
+            results[name].append(_ig_subprocess(512, steps, chunk))
     summary = {name: {"median_s": statistics.median(r["seconds"] for r in runs),
                       "peak_mb": max(r["peak_mb"] for r in runs)} for name, runs in results.items()}
     best_fixed = min(summary[name]["median_s"] for name in configs if name != "auto")
-    return {"case": "ig_memory", "tokens": tokens, "steps": steps, "rounds": rounds, "runs": summary,
+    return {"case": "ig_peak_memory", "tokens": 512, "steps": steps, "rounds": rounds, "runs": summary,
             "auto_over_best_fixed": summary["auto"]["median_s"] / best_fixed}
 
 
-CASES = [case_layer_grad_cam, case_ig_memory]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="IG peak memory per chunking configuration")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ig-steps", type=int, default=None, help="IG steps (default 50, quick 6)")
     args = parser.parse_args()
-    print(json.dumps(case_layer_grad_cam(quick=args.quick), indent=1), flush=True)
-    print(json.dumps(case_ig_memory(quick=args.quick, steps=args.ig_steps), indent=1), flush=True)
+    print(json.dumps(ig_peak_memory(quick=args.quick, steps=args.ig_steps), indent=1), flush=True)
 
 
 if __name__ == "__main__":

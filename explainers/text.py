@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explainers.cam import grad_cam_weights, weighted_map
 from explainers.capture import capture, layer_output, preserved_state
 from explainers.engine import chunked_gradients
 from explainers.errors import ExplainerError
@@ -303,9 +304,15 @@ def _conv_layers(model: nn.Module) -> list[str]:
 
 def grad_cam_rows(activations: Sequence[torch.Tensor], gradients: Sequence[torch.Tensor],
                   signed: bool = False) -> torch.Tensor:
-    """Per-layer Grad-CAM: for each (A (T, D), G (T, D)): ``ReLU(A @ mean_t G)``, stacked (L, T)."""
-    rows = torch.stack([a @ g.mean(dim=0) for a, g in zip(activations, gradients, strict=True)])
-    return rows if signed else rows.clamp_min(0)
+    """Per-layer Grad-CAM: for each (A (T, D), G (T, D)): ``ReLU(A @ mean_t G)``, stacked (L, T).
+
+    The image CAM family's steps with tokens as a (T, 1) feature map and D as channels.
+    """
+    def as_map(t: torch.Tensor) -> torch.Tensor:
+        return t.transpose(0, 1)[None, :, :, None]  # (1, D, T, 1)
+
+    return torch.stack([weighted_map(as_map(a), grad_cam_weights(as_map(g)), relu=not signed)[0, :, 0]
+                        for a, g in zip(activations, gradients, strict=True)])
 
 
 def _layer_maps(model: nn.Module, prepared: PreparedText, layers: list[str], target: int,
