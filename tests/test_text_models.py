@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
+from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
 from explainers.errors import ExplainerError
 from models.sentiment_data import SENTIMENT_LABELS, minilm_dir, sentiment_split
 from models.text import ARTIFACTS, heldout_accuracy, load_text_model, minilm_classifier, text_models
-from models.textcnn import TextCNN
+from models.textcnn import TextCNN, load_textcnn, minilm_word_embeddings, save_textcnn
 
 
 def card_accuracy(name: str) -> float:
@@ -200,3 +201,31 @@ def test_refuses_classifier_config_without_head_weights(tmp_path):
 def test_refuses_unknown_name_or_missing_path(name):
     with pytest.raises(ExplainerError, match="Unknown text model"):
         load_text_model(name)
+
+
+@pytest.mark.parametrize("pooling, expected", [("max", 3.0), ("mean", 2.0)])
+def test_textcnn_pooling_by_hand(pooling, expected):
+    # Width-1 conv summing the two embedding dims; token 0 is padding with a large embedding
+    # that must be ignored: real tokens give conv outputs 1 and 3.
+    embeddings = torch.tensor([[5.0, 5.0], [1.0, 0.0], [0.0, 3.0]])
+    net = TextCNN(embeddings, kernel_sizes=(1,), channels=1, pooling=pooling).eval()
+    with torch.no_grad():
+        net.convs[0][0].weight.fill_(1.0)
+        net.convs[0][0].bias.zero_()
+        net.head.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        net.head.bias.zero_()
+    logits = net(torch.tensor([[1, 2, 0]]), torch.tensor([[1, 1, 0]]))
+    assert logits.tolist() == [[expected, -expected]]
+
+
+def test_textcnn_checkpoint_round_trip_and_refusal(tmp_path):
+    torch.manual_seed(0)
+    net = TextCNN(minilm_word_embeddings(), kernel_sizes=(3,), channels=4, pooling="mean").eval()
+    save_textcnn(net, tmp_path / "cnn.safetensors")
+    loaded = load_textcnn(tmp_path / "cnn.safetensors")
+    assert loaded.hparams == net.hparams
+    ids = torch.tensor([[101, 2307, 2143, 102]])
+    assert torch.equal(loaded(ids), net(ids))
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ExplainerError, match="not a text-CNN checkpoint"):
+        load_textcnn(tmp_path / "other.safetensors")
