@@ -26,6 +26,19 @@ def discover(quick: bool):
             yield from module.cases(quick)
 
 
+def write(args: argparse.Namespace, rows: list, notes: list[str], started: float) -> None:
+    load = os.getloadavg()
+    header = (
+        f"# Benchmarks ({'quick' if args.quick else 'full'})\n\n"
+        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} when written, "
+        f"{time.time() - started:.0f} s. Same process, variants alternated (order rotated) in every rep; "
+        "ratios are per-rep time / reference time."
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(rows, header, notes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer reps, smaller models (under 5 minutes)")
@@ -48,16 +61,7 @@ def main() -> None:
         rows += case_rows
         if case.note:
             notes.append(f"- {case.name}: {case.note}")
-    load = os.getloadavg()
-    header = (
-        f"# Benchmarks ({'quick' if args.quick else 'full'})\n\n"
-        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, load average at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, "
-        f"{time.time() - started:.0f} s. Same process, variants alternated (order rotated) in every rep; "
-        "ratios are per-rep time / reference time."
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(rows, header, notes))
+        write(args, rows, notes, started)  # after every case, so an interrupted run keeps its results
     print(f"wrote {args.out}")
 
 

@@ -219,9 +219,10 @@ def explain_many(
                 _cam_attribution(model, x, layer, method, chosen[method], passed, i, head) for i in range(len(specs))
             ]
     elif top_k is not None:
-        if not 1 <= top_k <= MAX_SAMPLES:
-            raise ExplainerError(f"top_k must be a positive number of classes, got {top_k}.")
-        ranked = predict(model, x).topk(top_k, dim=1).indices
+        logits = predict(model, x)
+        if not isinstance(top_k, int) or not 1 <= top_k <= logits.shape[1]:
+            raise ExplainerError(f"top_k must be between 1 and {logits.shape[1]}, got {top_k!r}.")
+        ranked = logits.topk(top_k, dim=1).indices
         specs = [ranked[:, k] for k in range(top_k)]
     for method in methods:
         if method in GRADIENT_METHODS:

@@ -107,7 +107,7 @@ def classifier_head(model: nn.Module, layer: str, activations: torch.Tensor, log
 
 
 def cam_weights(head_weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """CAM (Zhou et al. 2016, eq. 2): w_k = W[c, k], the final linear layer's weight for class c."""
+    """CAM (Zhou et al. 2016, M_c = sum_k w^c_k f_k): w_k = W[c, k], the final linear layer's weight for class c."""
     return head_weight[targets]
 
 
@@ -160,7 +160,7 @@ def smoothed_gradient_moments(
     memory_mb: float,
     progress: Progress = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Smooth Grad-CAM++ (Omeiza et al. 2019, eq. 8-10): the means over ``samples`` noisy copies
+    """Smooth Grad-CAM++ (Omeiza et al. 2019): the means over ``samples`` noisy copies
     of G, G^2 and G^3 at ``layer``, with the noise of SmoothGrad (see
     :func:`explainers.engine.noisy_inputs`). They enter :func:`grad_cam_plus_plus_weights` in
     place of G, G^2, G^3, together with the activations of the clean input.

@@ -6,9 +6,10 @@ one's output during every forward run inside the ``with`` block, and removes the
 autograd mode are restored however the block ends (an exception in the model included).
 
 With ``detach=True`` the recorded output is a fresh leaf, ``out.detach().requires_grad_()``,
-and the rest of the network receives a copy of it. Gradients then stop at the layer: with the
-parameters frozen (the default) nothing before the layer builds an autograd graph, so a
-gradient to the layer costs about one forward (the graph only spans layer -> logits). The
+and the rest of the network receives a copy of it. Gradients then stop at the layer: the part
+before it runs with autograd off (switched off when the model's forward starts, back on at the
+layer and when the forward ends), so a gradient to the layer costs about one forward (the graph
+only spans layer -> logits). The
 copy keeps the recorded tensor intact when the next module works in place (``ReLU(inplace)``).
 
 Any module whose output is a tensor, or a tuple/list whose first item is a tensor (e.g. a
@@ -90,6 +91,11 @@ def capture(
 
     def start(_module, _inputs) -> None:
         captured.clear()
+        if detach:
+            torch.set_grad_enabled(False)  # nothing before the layer needs a graph
+
+    def finish(_module, _inputs, _output) -> None:
+        torch.set_grad_enabled(True)
 
     def recorder(name: str):
         def hook(_module, _inputs, output):
@@ -101,6 +107,8 @@ def capture(
                     f"Layer {name!r} runs more than once in one forward (a shared module), so "
                     "its output is ambiguous; pick a layer that is used once."
                 )
+            if detach:
+                torch.set_grad_enabled(True)
             recorded = first.detach().requires_grad_() if detach else first
             captured[name] = recorded
             passed_on = recorded.clone()
@@ -113,6 +121,7 @@ def capture(
     with preserved_state(model, eval_mode=eval_mode, freeze=freeze):
         try:
             handles.append(model.register_forward_pre_hook(start))
+            handles.append(model.register_forward_hook(finish))
             for name, module in modules.items():
                 handles.append(module.register_forward_hook(recorder(name)))
             yield captured
