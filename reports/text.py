@@ -27,4 +27,4 @@ def text_section(
     order = np.argsort(p)[::-1]
     bar = topk_bar([labels[i] for i in order], p[order], highlight=0, title=None)
     return Section(title, {"Text": text, **(inputs or {})}, [(labels[i], float(p[i])) for i in order],
-                   [("Prediction", bar), *figures], list(facts), list(captions))
+                   [("Class probabilities", bar), *figures], list(facts), list(captions))

@@ -64,7 +64,7 @@ def image_report_section(
 ) -> Section:
     """One photo's section: rows = ``targets``, columns = ``variants``, as the Images page shows them."""
     labels = model.labels
-    cells = [[results.get((v, t)) or MapResult(v, t, layer, error="not computed") for v in variants] for t in targets]
+    cells = [[results.get((v, t)) or MapResult(v, t, layer, error="not in the results") for v in variants] for t in targets]
     maps = [[c.heat for c in row] for row in cells]
     inputs = {"Image": image_name, "Model": f"{model.name}: {getattr(model, 'description', '')}".rstrip(": "),
               "Layer (CAM family)": layer or "", "Input size": f"{rgb.shape[1]}x{rgb.shape[0]} pixels"}
