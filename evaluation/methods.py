@@ -1,0 +1,41 @@
+"""Maps of several image methods for one image and one target, the CAM family in one shared pass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+import explainers
+from explainers.api import CAM_METHODS
+
+SHARED = ("cam", "grad_cam", "grad_cam_plus_plus")
+
+
+def image_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    methods: Sequence[str],
+    target: int,
+    layer: str | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """``{method: (H, W) map}`` for the image ``x`` (1, C, H, W) and class ``target``.
+
+    CAM, Grad-CAM and Grad-CAM++ without options share one :func:`explainers.explain_many`
+    pass; every other method (or one with options) runs :func:`explainers.explain` with
+    ``options[method]``. ``layer`` is used by the CAM family only.
+    """
+    options = options or {}
+    shared = [m for m in methods if m in SHARED and not options.get(m)]
+    out: dict[str, torch.Tensor] = {}
+    if shared:
+        many = explainers.explain_many(model, x, shared, [target], layer)
+        out |= {m: many[m][0].maps[0] for m in shared}
+    for method in methods:
+        if method not in out:
+            chosen_layer = layer if method in CAM_METHODS else None
+            out[method] = explainers.explain(model, x, method, target, chosen_layer, **options.get(method, {})).maps[0]
+    return {m: out[m] for m in methods}
