@@ -1,0 +1,132 @@
+"""Gallery maps in batches, kept in the Images page's cache, and per-image disagreement between methods.
+
+Maps go into the same store and under the same keys as :func:`ui.image_results.compute_maps`
+(context ``(model name, description, "upload:<sha256>" | "sample:<name>")``), so a photo opened
+later on the Images page reuses them, and the other way round. Deterministic methods run on
+batches of images (``explainers.explain_many`` / ``explain`` on (B, 3, H, W) with one target per
+item); noisy ones (SmoothGrad, Smooth Grad-CAM++, IG with a random baseline) run one image at
+a time with their seed, so every map equals the one computed for that image alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+import explainers
+from explainers.errors import ExplainerError
+from ui.image_results import SHARED_PASS, VARIANTS, MapResult, _to_result, result_key
+
+NOISY = {"smoothgrad", "smooth_grad_cam_plus_plus"}
+
+
+@dataclass
+class Item:
+    """One gallery image ready for the model: its name, cache context, pixels and input tensor."""
+
+    name: str
+    context: tuple
+    rgb: np.ndarray
+    x: torch.Tensor
+
+
+def _per_item(variant: str, options: dict[str, Any]) -> bool:
+    return variant in NOISY or options.get("baseline") == "uniform"
+
+
+def _slice(a: explainers.Attribution, i: int) -> explainers.Attribution:
+    """Item ``i`` of a batch Attribution, as if it had been computed alone (batch tensors sliced)."""
+    n = a.maps.shape[0]
+
+    def pick(v: Any) -> Any:
+        return v[i : i + 1] if isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == n else v
+
+    return explainers.Attribution(a.maps[i : i + 1], [a.targets[i]], a.method, a.layer, a.options, pick(a.raw),
+                                  pick(a.pixel), {k: pick(v) for k, v in a.extras.items()})
+
+
+def _run(net, x: torch.Tensor, variant: str, targets: list[int], layer: str, options: dict) -> list[explainers.Attribution]:
+    spec = VARIANTS[variant]
+    a = explainers.explain(net, x, spec.method, targets, layer, **{**spec.fixed, **options})
+    return [_slice(a, i) for i in range(x.shape[0])]
+
+
+def gallery_maps(
+    shared,
+    items: Sequence[Item],
+    targets: Sequence[int],
+    variants: Sequence[str],
+    layer: str,
+    options: dict[str, dict[str, Any]],
+    store: dict,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, MapResult]]:
+    """``result[i][variant]`` for every item (its target ``targets[i]``), from ``store`` or computed now.
+
+    ``store`` is the Images page's session store (``st.session_state["image_maps"]``) or any dict.
+    ``progress(done, total)`` is called after each batch / noisy item. A method that refuses
+    (e.g. CAM on a model without a pooled linear head) gives MapResults with ``error`` set.
+    """
+    keys = [{v: result_key(item.context, v, t, layer, options.get(v, {})) for v in variants}
+            for item, t in zip(items, targets)]
+    todo = [i for i in range(len(items)) if any(k not in store for k in keys[i].values())]
+    total, done = max(len(todo), 1), 0
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        x = torch.cat([items[i].x for i in batch])
+        chosen = [targets[i] for i in batch]
+        missing = [v for v in variants if any(keys[i][v] not in store for i in batch)]
+        shared_pass = [v for v in SHARED_PASS if v in missing]
+        for group in ([shared_pass] if shared_pass else []) + [[v] for v in missing if v not in SHARED_PASS]:
+            variant = group[0]
+            opts = options.get(variant, {})
+            started = time.perf_counter()
+            try:
+                with shared.lock:
+                    if len(group) > 1 or variant in SHARED_PASS:
+                        many = explainers.explain_many(shared.model.net, x, group, [chosen], layer)
+                        found = {v: [_slice(many[v][0], i) for i in range(len(batch))] for v in group}
+                    elif _per_item(variant, opts):
+                        found = {variant: [_run(shared.model.net, items[i].x, variant, [targets[i]], layer, opts)[0]
+                                           for i in batch]}
+                    else:
+                        found = {variant: _run(shared.model.net, x, variant, chosen, layer, opts)}
+                seconds = (time.perf_counter() - started) / len(batch) / len(group)
+                for v, attributions in found.items():
+                    for i, a in zip(batch, attributions):
+                        store.setdefault(keys[i][v], _to_result(v, a, seconds))
+            except ExplainerError as err:
+                for v in group:
+                    for i in batch:
+                        store.setdefault(keys[i][v], MapResult(v, targets[i], layer, error=str(err)))
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
+    return [{v: store[keys[i][v]] for v in variants} for i in range(len(items))]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two maps' pixels (average ranks for ties); NaN if one is constant."""
+    a, b = np.ravel(a), np.ravel(b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def disagreement(results: dict[str, MapResult]) -> tuple[float, str]:
+    """1 - mean pairwise Spearman between the computed maps of one image, and its least-agreeing pair."""
+    maps = {v: r.heat for v, r in results.items() if r.heat is not None}
+    pairs = [(spearman(maps[a], maps[b]), a, b) for a, b in itertools.combinations(maps, 2)]
+    pairs = [p for p in pairs if np.isfinite(p[0])]
+    if not pairs:
+        return float("nan"), ""
+    rho, a, b = min(pairs)
+    return 1.0 - float(np.mean([p[0] for p in pairs])), f"{VARIANTS[a].label} vs {VARIANTS[b].label} ({rho:+.2f})"
