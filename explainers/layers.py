@@ -55,8 +55,13 @@ def layer_shapes(model: nn.Module, x: torch.Tensor) -> list[LayerInfo]:
 
 def auto_layer(model: nn.Module, x: torch.Tensor) -> str:
     """The last module with a spatial 4-D output before the output stops being spatial."""
+    return pick_auto_layer(layer_shapes(model, x))
+
+
+def pick_auto_layer(infos: list[LayerInfo]) -> str:
+    """:func:`auto_layer`'s rule applied to an already probed :func:`layer_shapes` listing."""
     candidate = None
-    for info in layer_shapes(model, x):
+    for info in infos:
         if info.spatial:
             candidate = info.name
         elif candidate is not None and len(info.shape) < 4:

@@ -20,7 +20,7 @@ from torch import nn
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from explainers.errors import ExplainerError
-from explainers.layers import LayerInfo, auto_layer, layer_shapes
+from explainers.layers import LayerInfo, layer_shapes, pick_auto_layer
 from models.checkpoints import load_state_dict_file, match_state_dict
 
 IMAGENET_LABELS: list[str] = list(_IMAGENET_CATEGORIES)
@@ -59,8 +59,14 @@ class ImageModel:
     normalisation: Normalisation
     input_size: int = 224
     description: str = ""
-    _layers: list[LayerInfo] | None = field(default=None, repr=False)
-    _default_layer: str | None = field(default=None, repr=False)
+    _layers: list[LayerInfo] = field(init=False, repr=False)
+    _default_layer: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Probed once here, before the object is shared: a probe forward later could run while
+        # another session's explainer has hooks on the same network.
+        self._layers = layer_shapes(self.net, self.example_input())
+        self._default_layer = pick_auto_layer(self._layers)
 
     def resize(self, image: Image.Image) -> np.ndarray:
         """The picture the model sees, as uint8 HxWx3.
@@ -92,16 +98,12 @@ class ImageModel:
         return torch.zeros(1, 3, self.input_size, self.input_size)
 
     def layers(self) -> list[LayerInfo]:
-        """Every named module with its output shape for a real-sized input (computed once)."""
-        if self._layers is None:
-            self._layers = layer_shapes(self.net, self.example_input())
+        """Every named module with its output shape for a real-sized input (probed at load)."""
         return self._layers
 
     @property
     def default_layer(self) -> str:
         """The automatic target layer: the last spatial 4-D output before global pooling."""
-        if self._default_layer is None:
-            self._default_layer = auto_layer(self.net, self.example_input())
         return self._default_layer
 
 

@@ -59,13 +59,18 @@ def choose_image() -> tuple[str, bytes | None]:
     return f"upload:{digest(data)}", data
 
 
-def choose_targets(labels: list[str], probs: np.ndarray) -> list[int]:
-    """Target classes, one grid row each: the predicted class by default; top-k first, all searchable."""
+def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list[int]:
+    """Target classes, one grid row each: the predicted class by default; top-k first, all searchable.
+
+    A new image or model starts again from its own predicted class.
+    """
     order = [int(i) for i in np.argsort(probs)[::-1]]
+    if st.session_state.get("img_targets_for") != context:
+        st.session_state["img_targets_for"] = context
+        st.session_state["img_targets"] = order[:1]
     chosen = st.multiselect(
         "Target classes (one row each; type to search all classes)",
         order,
-        default=order[:1],
         format_func=lambda i: f"{labels[i]} ({probs[i]:.1%})",
         max_selections=MAX_TARGETS,
         key="img_targets",
@@ -212,7 +217,7 @@ def run() -> None:
     right.plotly_chart(topk_bar([model.labels[i] for i in top], probs[top], highlight=0, title="Top-5 classes"),
                        key="img_topk")
 
-    targets = choose_targets(model.labels, probs)
+    targets = choose_targets(model.labels, probs, context)
     variants = st.multiselect("Methods (one column each)", list(VARIANTS), default=DEFAULT_VARIANTS,
                               format_func=lambda v: VARIANTS[v].label, key="img_methods")
     with panel("Layers"):
