@@ -13,7 +13,8 @@ All curves of all maps are evaluated together as batched no-grad forwards (chunk
 budget); the fully kept and fully replaced inputs, shared by every curve, run once. So one map
 at k = 20 costs 2k = 40 rows. The floor: the mean curve and mean AUC of ``random_maps`` seeded
 maps of i.i.d. uniform values (a random order of the units). A map is *no better than random*
-when its deletion AUC >= the floor's, or its insertion AUC <= the floor's.
+when its deletion AUC >= the floor's, or its insertion AUC <= the floor's. ``random_maps=0``
+skips the floor (its curves and AUCs are NaN, and no map is flagged).
 
 Image floors are random on a ``random_grid`` x ``random_grid`` grid of cells (default 7, the
 resolution of a CAM at a 7x7 layer), nearest-upsampled, so they remove patches as a CAM does.
@@ -116,8 +117,8 @@ def _check_common(steps: Any, score: Any, random_maps: Any) -> None:
         raise ExplainerError(f"steps must be a whole number >= 1, got {steps!r}.")
     if score not in SCORES:
         raise ExplainerError(f"score must be one of {', '.join(SCORES)}, got {score!r}.")
-    if isinstance(random_maps, bool) or not isinstance(random_maps, int) or random_maps < 1:
-        raise ExplainerError(f"random_maps must be a whole number >= 1, got {random_maps!r}.")
+    if isinstance(random_maps, bool) or not isinstance(random_maps, int) or random_maps < 0:
+        raise ExplainerError(f"random_maps must be a whole number >= 0, got {random_maps!r}.")
 
 
 def _as_heats(maps: Mapping[str, Any], units: int, shape: tuple[int, ...], what: str) -> torch.Tensor:
@@ -158,9 +159,10 @@ def _score_all(
     fractions = (counts.double() / n_valid).numpy()
     del_auc, ins_auc = auc(fractions, deletion), auc(fractions, insertion)
     m = len(names)
+    mean = (lambda v: v[m:].mean(axis=0)) if len(noise) else (lambda v: np.full(v.shape[1:], np.nan))  # noqa: E731
     floor = dict(
-        random_deletion=deletion[m:].mean(axis=0), random_insertion=insertion[m:].mean(axis=0),
-        random_deletion_auc=float(del_auc[m:].mean()), random_insertion_auc=float(ins_auc[m:].mean()),
+        random_deletion=mean(deletion), random_insertion=mean(insertion),
+        random_deletion_auc=float(mean(del_auc)), random_insertion_auc=float(mean(ins_auc)),
     )
     return {
         name: FaithfulnessScore(fractions, deletion[i], insertion[i], deletion_auc=float(del_auc[i]),
@@ -228,7 +230,7 @@ def random_maps_image(count: int, size: tuple[int, int], grid: int | None, seed:
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
         raise ExplainerError(f"random_grid must be None or a whole number >= 1, got {grid!r}.")
     cells = torch.rand(count, 1, grid, grid, generator=generator, dtype=torch.float64)
-    return F.interpolate(cells, size=size, mode="nearest").reshape(count, -1)
+    return F.interpolate(cells, size=size, mode="nearest").reshape(count, size[0] * size[1])
 
 
 def score_map(model: nn.Module, x: torch.Tensor, heat: Any, target: int | None = None, **options: Any) -> FaithfulnessScore:
