@@ -21,7 +21,7 @@ and transforms from its own generator seeded by (seed, unit): a unit's image is 
 it is optimised alone or in a batch, so results can be cached per unit. Exactly so in float64;
 in float32 the batch changes the rounding of the convolutions, which Adam's normalisation
 g / sqrt(v) amplifies where gradients are tiny (seen: up to 0.014 of the 0..1 range in 4 steps).
-The parameters are created in the model's dtype.
+The parameters are created in the model's dtype and on its device (noise is drawn on the CPU).
 The forward stops at the layer (nothing after it runs); for a ReLU/ReLU6 layer its input, the
 pre-activation, is maximised by default (see :data:`ACTIVATIONS`). The model is left as found.
 """
@@ -154,8 +154,8 @@ def unit_activations(
 
 def normalised(rgb: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Model input ``(rgb - mean) / std`` per channel, for ``rgb`` in [0, 1]."""
-    m = torch.as_tensor(mean, dtype=rgb.dtype).view(1, 3, 1, 1)
-    s = torch.as_tensor(std, dtype=rgb.dtype).view(1, 3, 1, 1)
+    m = torch.as_tensor(mean, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    s = torch.as_tensor(std, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
     return (rgb - m) / s
 
 
@@ -170,9 +170,9 @@ def _image(param: torch.Tensor, parameterisation: str, size: tuple[int, int]) ->
     """The images before the sigmoid: ``param`` itself, or the colour-decorrelated Fourier image."""
     if parameterisation == "pixel":
         return param
-    spectrum = torch.view_as_complex(param) * fourier_scale(*size).to(param.dtype)
+    spectrum = torch.view_as_complex(param) * fourier_scale(*size).to(param.device, param.dtype)
     image = torch.fft.irfft2(spectrum, s=size, norm="ortho")
-    colours = (COLOUR_CORRELATION_SQRT / COLOUR_CORRELATION_SQRT.norm(dim=0).max()).to(image.dtype)
+    colours = (COLOUR_CORRELATION_SQRT / COLOUR_CORRELATION_SQRT.norm(dim=0).max()).to(image.device, image.dtype)
     return torch.einsum("ij,njhw->nihw", colours, image)
 
 
@@ -289,14 +289,15 @@ def maximise_activation(
     units = list(units)
     seeds = [unit_seed(seed, u) for u in units]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
-    dtype = next(model.parameters(), torch.empty(0)).dtype
-    param = torch.stack([initial_param(parameterisation, hw, g, dtype) for g in generators]).requires_grad_()
+    reference = next(model.parameters(), torch.empty(0))
+    dtype, device = reference.dtype, reference.device
+    param = torch.stack([initial_param(parameterisation, hw, g, dtype) for g in generators]).to(device).requires_grad_()
     optimiser = torch.optim.Adam([param], lr=lr)
-    own = torch.arange(len(units))
+    own = torch.arange(len(units), device=device)
     history = []
     with unit_means(model, layer, pre_activation) as means:
         for step in range(steps):
-            draws = torch.stack([torch.rand(4, generator=g) for g in generators]).to(dtype)
+            draws = torch.stack([torch.rand(4, generator=g) for g in generators]).to(device, dtype)
             rgb = to_rgb(param, parameterisation, hw)
             seen = transformed(rgb, random_affine(draws, hw, jitter, scale, rotate))
             objective = _pick(means(normalised(seen, mean, std)), units, layer)[own, own]
