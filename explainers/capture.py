@@ -18,6 +18,8 @@ transformer block), can be captured; the first item is what is recorded.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -38,14 +40,38 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock that serialises explainer work on ``model`` across threads.
+
+    Hooks and the train/eval and ``requires_grad`` flags live on the (possibly shared) model,
+    so two threads explaining with one model at once would see each other's hooks and restore
+    each other's flags; every block that touches them holds this lock.
+    """
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def preserved_state(model: nn.Module, *, eval_mode: bool = True, freeze: bool = True) -> Iterator[None]:
     """Run the block with ``model`` in eval mode and its parameters frozen, then restore both.
 
     Freezing (``requires_grad=False``) stops autograd from saving anything for parameter
     gradients, which no attribution needs. Autograd is switched on inside the block (callers
-    may be under ``torch.no_grad()``) and the previous mode is restored afterwards.
+    may be under ``torch.no_grad()``) and the previous mode is restored afterwards. The block holds
+    :func:`model_lock`, so it is safe to call from several threads with one model.
     """
+    with model_lock(model):
+        yield from _preserved(model, eval_mode, freeze)
+
+
+def _preserved(model: nn.Module, eval_mode: bool, freeze: bool) -> Iterator[None]:
     training = {m: m.training for m in model.modules()}
     flags = {p: p.requires_grad for p in model.parameters()}
     grad_mode = torch.is_grad_enabled()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from explainers.capture import model_lock
 from explainers.errors import ExplainerError
 
 
@@ -41,15 +42,16 @@ def layer_shapes(model: nn.Module, x: torch.Tensor) -> list[LayerInfo]:
 
         return hook
 
-    try:
-        for name, module in model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(recorder(name)))
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with model_lock(model):
+        try:
+            for name, module in model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(recorder(name)))
+            with torch.no_grad():
+                model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
     return list(seen.values())
 
 

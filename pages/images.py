@@ -11,7 +11,16 @@ from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import DIVERGING, SCALE_MODES, scale_for
 from ui.captions import METHOD_CAPTIONS
 from ui.guard import panel
-from ui.image_results import SIGNED, VARIANTS, MapResult, cached_predictions, compute_maps, explainer_runs
+from ui.image_results import (
+    SIGNED,
+    VARIANTS,
+    MapResult,
+    cached_predictions,
+    compute_maps,
+    explainer_runs,
+    score_results,
+)
+from ui.report_button import export_report_button, image_report_section
 from ui.resources import Shared, digest, image_model, image_model_from_upload
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
@@ -107,10 +116,13 @@ def method_options(model) -> dict[str, dict]:
     with st.sidebar.expander("Method options"):
         steps = st.slider("Integrated Gradients: steps", 8, 256, 50, key="img_ig_steps")
         baseline = st.selectbox("Integrated Gradients: baseline", list(BASELINES), format_func=BASELINES.get, key="img_ig_baseline")
+        adaptive = st.checkbox("Integrated Gradients: double the steps until delta <= 1% (up to 400; slower)",
+                               key="img_ig_adaptive")
         samples = st.slider("SmoothGrad / Smooth Grad-CAM++: samples", 4, 100, 25, key="img_sg_samples")
         noise = st.slider("SmoothGrad / Smooth Grad-CAM++: noise level", 0.0, 0.5, 0.15, 0.01, key="img_sg_noise")
         seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="img_seed"))
-    ig = {"steps": steps, "baseline": baseline, "seed": seed}
+    ig = {"steps": steps, "baseline": baseline, "seed": seed, "tolerance": 0.01 if adaptive else 0.0,
+          "max_steps": max(400, steps)}
     if baseline == "black":
         ig["black"] = tuple(model.to_tensor(np.zeros((1, 1, 3), np.uint8))[0, :, 0, 0].tolist())
     noisy = {"samples": samples, "noise_level": noise, "seed": seed}
@@ -150,10 +162,19 @@ def facts(result: MapResult, labels: list[str]) -> str:
     if result.layer:
         parts.append(f"layer `{result.layer}`")
     parts.append(f"{result.seconds * 1000:.0f} ms")
+    steps = result.extras.get("steps")
+    if steps is not None:
+        parts.append(f"{int(steps[0] if isinstance(steps, (list, tuple)) else steps)} steps")
     ratio = result.delta_ratio
     if ratio is not None:
         badge = ":orange-badge[:material/warning: delta > 1%]" if ratio > 0.01 else ":green-badge[delta ok]"
         parts.append(f"delta {ratio:.2%} of the score difference {badge}")
+    score = result.faithfulness
+    if score is not None:
+        parts.append(f"deletion AUC {score.deletion_auc:.3f} (random {score.random_deletion_auc:.3f}), "
+                     f"insertion AUC {score.insertion_auc:.3f} (random {score.random_insertion_auc:.3f})")
+        if score.no_better_than_random:
+            parts.append(":red-badge[:material/warning: no better than random]")
     return " · ".join(parts)
 
 
@@ -244,11 +265,26 @@ def run() -> None:
             bar.empty()
             fig, scales = show_grid(slot, rgb, grid_arrays(results, variants, targets), variants, targets, model.labels,
                                     display, "all")
+        if st.button("Score these maps (deletion / insertion AUC)", key="img_score",
+                     help="Removes / inserts pixels in order of importance (20 steps) and measures the class "
+                          "probability; lower deletion AUC and higher insertion AUC are better."):
+            bar = st.progress(0.0, text="Scoring the maps…")
+            score_results(shared, x, results, targets,
+                          lambda done, total: bar.progress(done / max(total, 1), text=f"Scoring: {done}/{total} images"))
+            bar.empty()
         for target in targets:
             for column, variant in zip(st.columns(len(variants)), variants):
                 column.caption(facts(results[variant, target], model.labels))
         with st.expander("What do these colours mean?"):
             for variant in variants:
                 st.markdown(METHOD_CAPTIONS[variant])
-        downloads(rgb, grid_arrays(results, variants, targets), variants, targets, model.labels, display, fig, scales, results)
+        maps = grid_arrays(results, variants, targets)
+        downloads(rgb, maps, variants, targets, model.labels, display, fig, scales, results)
+        export_report_button(
+            lambda: [image_report_section(model, rgb, key, probs, results, variants, targets, layer, scales,
+                                          display["opacity"])],
+            title=f"Images: {key.split(':', 1)[-1]}", key="img_report",
+            png=lambda: grid_png(rgb, maps, [model.labels[t] for t in targets],
+                                 [VARIANTS[v].label for v in variants], scales, display["opacity"]),
+        )
     st.caption(f"Explainer runs in this session: {explainer_runs()}. Display changes reuse the computed maps.")

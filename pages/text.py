@@ -12,6 +12,7 @@ from figures.export import to_html
 from figures.image import topk_bar
 from figures.text import TokenRow, token_heatmap_rows
 from ui.guard import panel
+from ui.report_button import export_report_button, text_report_section
 from ui.text_inputs import choose_text_model
 from ui.text_results import LABELS, SIGNED, TextResult, explain, prepared, probabilities, text_runs
 
@@ -141,6 +142,8 @@ def run() -> None:
             for r in good:
                 st.caption(facts(r))
             show_downloads(fig, good, "txt")
+            export_report_button(lambda: [text_report_section(model, text, probs, good, [("Token heatmaps", fig)])],
+                                 title="Text", key="txt_report")
 
     with st.expander("Compare with a second text", expanded=False):
         other = st.text_input("Second text", value="not good", key="txt_other")

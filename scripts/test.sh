@@ -10,4 +10,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# OpenMP threads spin while waiting by default: on a shared or small machine that costs 10-40x.
+export OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/python -m pytest "$@"

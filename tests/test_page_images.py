@@ -173,3 +173,13 @@ def test_checkpoint_for_wrong_architecture_gets_a_message():
     assert no_exceptions(app)
     assert any("does not fit resnet18" in e.value for e in app.error)
     assert "img_topk" in plotly_specs(app)  # falls back to the bundled model and keeps working
+
+
+def test_score_these_maps_puts_auc_under_each_map(at):
+    at.multiselect(key="img_methods").set_value(["grad_cam", "saliency"]).run()
+    at.button(key="img_score").click().run()
+    assert no_exceptions(at)
+    facts = [c.value for c in at.caption if "target" in c.value]
+    assert len(facts) == 2 and all("deletion AUC" in f and "insertion AUC" in f for f in facts), facts
+    at.slider(key="img_opacity").set_value(0.3).run()  # scores stay after a display change
+    assert all("deletion AUC" in c.value for c in at.caption if "target" in c.value)

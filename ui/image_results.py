@@ -17,6 +17,7 @@ import streamlit as st
 import torch
 
 import explainers
+from evaluation.faithfulness import FaithfulnessScore, score_maps
 from explainers.errors import ExplainerError
 from ui.resources import Shared
 
@@ -64,6 +65,7 @@ class MapResult:
     seconds: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    faithfulness: FaithfulnessScore | None = None
 
     @property
     def delta_ratio(self) -> float | None:
@@ -183,3 +185,26 @@ def cached_predictions(shared: Shared, x: torch.Tensor, context: tuple) -> np.nd
         with shared.lock, torch.inference_mode():
             store[context] = shared.model.net(x).softmax(-1)[0].numpy()
     return store[context]
+
+
+def score_results(
+    shared: Shared,
+    x: torch.Tensor,
+    results: dict[tuple[str, int], MapResult],
+    targets: Sequence[int],
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Deletion/insertion AUC (Petsiuk et al. 2018) for every computed map, kept on its result.
+
+    All maps of one target and the random floor share one batched evaluation; maps already
+    scored are skipped, so a rerun of the page scores nothing again.
+    """
+    for target in targets:
+        todo = {v: r for (v, t), r in results.items() if t == target and r.heat is not None and r.faithfulness is None}
+        if not todo:
+            continue
+        _count_run()
+        with shared.lock:
+            scores = score_maps(shared.model.net, x, {v: r.heat for v, r in todo.items()}, target, progress=progress)
+        for variant, result in todo.items():
+            result.faithfulness = scores[variant]
