@@ -126,7 +126,8 @@ def _as_heats(maps: Mapping[str, Any], units: int, shape: tuple[int, ...], what:
         raise ExplainerError("Give at least one map to score.")
     heats = []
     for name, heat in maps.items():
-        t = torch.as_tensor(np.asarray(heat.detach().cpu() if isinstance(heat, torch.Tensor) else heat), dtype=torch.float64)
+        array = np.asarray(heat.detach().cpu() if isinstance(heat, torch.Tensor) else heat)
+        t = torch.as_tensor(array, dtype=torch.float64)
         if tuple(t.shape) != shape:
             raise ExplainerError(f"Map {name!r} has shape {tuple(t.shape)}; {what} needs {shape}.")
         if not torch.isfinite(t).all():

@@ -70,13 +70,16 @@ def figure_downloads(fig, png: bytes | None, name: str, key: str) -> None:
 
 def faithfulness_tab(shared, x, context, heats, target, options) -> None:
     bar = st.progress(0.0, text="Deletion / insertion…")
-    scores = results.faithfulness(shared, x, context, heats, target, options,
-                                  lambda done, total: bar.progress(done / total, text=f"Deletion / insertion: {done}/{total} images"))
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"Deletion / insertion: {done}/{total} images")
+
+    scores = results.faithfulness(shared, x, context, heats, target, options, progress)
     bar.empty()
     first = next(iter(scores.values()))
     for kind, ylab in (("deletion", "fraction of pixels removed"), ("insertion", "fraction of pixels inserted")):
         curves = {label(m): getattr(s, kind) for m, s in scores.items()}
-        aucs = {label(m): getattr(s, f"{kind}_auc") for m, s in scores.items()} | {"random": getattr(first, f"random_{kind}_auc")}
+        aucs = {label(m): getattr(s, f"{kind}_auc") for m, s in scores.items()}
+        aucs["random"] = getattr(first, f"random_{kind}_auc")
         random_curve = getattr(first, f"random_{kind}")
         fig = curves_figure(first.fractions, curves, random_curve, aucs, title=f"{kind.title()} curves", x_label=ylab)
         st.plotly_chart(fig, key=f"ev_{kind}")
