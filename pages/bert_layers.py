@@ -101,3 +101,9 @@ def run() -> None:
         right.plotly_chart(attention_heatmap(roll, prep.tokens, title="Attention rollout (all layers)"),
                            key="bl_rollout")
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
+
+
+if __name__ == "__main__":
+    from pages import serve_from_entry
+
+    serve_from_entry()

@@ -204,3 +204,9 @@ def run() -> None:
         agreement_tab(heats)
     with tabs[3], panel("IG convergence"):
         convergence_tab(shared, x, context, target)
+
+
+if __name__ == "__main__":
+    from pages import serve_from_entry
+
+    serve_from_entry()

@@ -187,3 +187,9 @@ def run() -> None:
             with panel("Activation maximisation"):
                 activation_section(shared, fm, model.labels, probs)
     st.caption(f"Model runs in this session: {filter_runs()}. Display changes reuse the computed results.")
+
+
+if __name__ == "__main__":
+    from pages import serve_from_entry
+
+    serve_from_entry()

@@ -140,3 +140,9 @@ def run() -> None:
                              file_name="gallery-report.html")
         st.download_button("All maps as NPZ (raw values)", npz, "gallery-maps.npz", "application/octet-stream",
                            key="gal_dl_npz", on_click="ignore")
+
+
+if __name__ == "__main__":
+    from pages import serve_from_entry
+
+    serve_from_entry()

@@ -288,3 +288,9 @@ def run() -> None:
                                  [VARIANTS[v].label for v in variants], scales, display["opacity"]),
         )
     st.caption(f"Explainer runs in this session: {explainer_runs()}. Display changes reuse the computed maps.")
+
+
+if __name__ == "__main__":
+    from pages import serve_from_entry
+
+    serve_from_entry()

@@ -160,3 +160,9 @@ def run() -> None:
                 rows = [TokenRow(f"“{t}”", r.tokens, r.scores, r.words, r.special) for t, r in zip((first_text, other), rows)]
                 st.plotly_chart(token_heatmap_rows(rows, shared=True, width=width), key="txt_compare")
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
+
+
+if __name__ == "__main__":
+    from pages import serve_from_entry
+
+    serve_from_entry()

@@ -13,8 +13,8 @@ HEATMAPS = "[class*='st-key-txt_heatmaps'] .js-plotly-plot"
 
 def test_sentence_heatmaps_hover_and_layers_page(page, app_url):
     page.goto(f"{app_url}/text")
-    page.get_by_role("heading", name="Text").wait_for()
     box = page.get_by_label("Text to explain")
+    box.wait_for()
     box.fill("A dull, lifeless film with one wonderful performance.")
     box.press("Control+Enter")
     page.wait_for_function(
@@ -35,7 +35,6 @@ def test_sentence_heatmaps_hover_and_layers_page(page, app_url):
     page.screenshot(path=str(ARTIFACTS / "text-heatmaps.png"), full_page=True)
 
     page.get_by_role("link", name="BERT layers").click()
-    page.get_by_role("heading", name="BERT layers").wait_for()
     page.locator("[class*='st-key-bl_layers_predicted'] .js-plotly-plot").wait_for()
     page.locator("[class*='st-key-bl_rollout'] .js-plotly-plot").wait_for()
     page.screenshot(path=str(ARTIFACTS / "bert-layers.png"), full_page=True)

@@ -22,9 +22,9 @@ def black_pixel(model) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sample", ["cat", "coffee", "astronaut", "rocket", "motorcycle", "palace", "flower", "grace_hopper"])
-@pytest.mark.parametrize("baseline", ["black", "zero"])
+@pytest.mark.parametrize("sample,baseline", [("coffee", "zero"), ("cat", "black")])
 def test_integrated_gradients_is_complete_at_defaults(lite0, sample: str, baseline: str) -> None:
+    """Two of the 16 sample x baseline cases (the rest cost up to 800 steps each on 2 cores)."""
     x = lite0.preprocess(models.load_sample(sample))
     result = explainers.explain(lite0.net, x, "integrated_gradients", baseline=baseline, black=black_pixel(lite0))
     change = (result.extras["score"] - result.extras["baseline_score"]).abs()
