@@ -10,6 +10,7 @@ from figures.export import grid_png, maps_npz, to_html
 from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import DIVERGING, SCALE_MODES, scale_for
 from ui.captions import METHOD_CAPTIONS
+from ui.evaluation_results import score_caption
 from ui.guard import panel
 from ui.image_results import (
     SIGNED,
@@ -169,12 +170,8 @@ def facts(result: MapResult, labels: list[str]) -> str:
     if ratio is not None:
         badge = ":orange-badge[:material/warning: delta > 1%]" if ratio > 0.01 else ":green-badge[delta ok]"
         parts.append(f"delta {ratio:.2%} of the score difference {badge}")
-    score = result.faithfulness
-    if score is not None:
-        parts.append(f"deletion AUC {score.deletion_auc:.3f} (random {score.random_deletion_auc:.3f}), "
-                     f"insertion AUC {score.insertion_auc:.3f} (random {score.random_insertion_auc:.3f})")
-        if score.no_better_than_random:
-            parts.append(":red-badge[:material/warning: no better than random]")
+    if result.faithfulness is not None:
+        parts.append(score_caption(result.faithfulness))
     return " · ".join(parts)
 
 

@@ -14,7 +14,8 @@ from figures.text import TokenRow, token_heatmap_rows
 from ui.guard import panel
 from ui.report_button import export_report_button, text_report_section
 from ui.text_inputs import choose_text_model
-from ui.text_results import LABELS, SIGNED, TextResult, explain, prepared, probabilities, text_runs
+from ui.evaluation_results import score_caption
+from ui.text_results import LABELS, SIGNED, TextResult, explain, prepared, probabilities, score_results, text_runs
 
 EXAMPLES = {
     "Positive": "A warm, funny and beautifully acted film that I would happily watch again.",
@@ -77,6 +78,8 @@ def facts(result: TextResult) -> str:
         parts.append(f"convergence delta {a.extras['delta']:+.4f} (sum of scores minus the score difference)")
     if a.extras.get("target_independent"):
         parts.append("does not depend on the target class")
+    if result.faithfulness is not None:
+        parts.append(score_caption(result.faithfulness))
     return " · ".join(parts)
 
 
@@ -139,6 +142,9 @@ def run() -> None:
             fig = token_heatmap_rows(rows_for(good, words), shared=shared_scale,
                                      signed=any(signed) if shared_scale else None, width=width)
             st.plotly_chart(fig, key="txt_heatmaps")
+            if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
+                         help="Replaces tokens by [PAD] in order of importance and measures the class probability."):
+                score_results(shared, prep, good, target)
             for r in good:
                 st.caption(facts(r))
             show_downloads(fig, good, "txt")

@@ -136,3 +136,12 @@ def test_bad_local_directories_get_messages(tmp_path):
         assert app.error, path
         assert message in app.error[0].value.lower() or message in app.error[0].value
         assert "txt_heatmaps" not in plotly_specs(app)
+
+
+def test_score_these_maps_on_text(cnn_app):
+    cnn_app.text_area(key="txt_text").input("A dull, lifeless film with one wonderful performance.").run()
+    cnn_app.button(key="txt_score").click().run()
+    assert no_exceptions(cnn_app)
+    facts = [c.value for c in cnn_app.caption if "ms ·" in c.value or c.value.startswith("**")]
+    scored = [f for f in facts if "deletion AUC" in f]
+    assert len(scored) >= 3, facts

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from evaluation.faithfulness import FaithfulnessScore, score_tokens
 from explainers.errors import ExplainerError
 from explainers.text import PreparedText, TextAttribution, explain_text, prepare_text
 from ui.resources import Shared
@@ -36,7 +37,7 @@ class TextResult:
     attribution: TextAttribution | None = None
     seconds: float = 0.0
     error: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    faithfulness: FaithfulnessScore | None = None
 
 
 def _session(name: str) -> dict:
@@ -76,3 +77,16 @@ def explain(shared: Shared, prep: PreparedText, method: str, target: int, option
 def text_runs() -> int:
     """Explainer calls made for this session so far (shown on the pages)."""
     return st.session_state.get("text_runs", 0)
+
+
+def score_results(shared: Shared, prep: PreparedText, results: list[TextResult], target: int) -> None:
+    """Deletion/insertion AUC of every (T,) token map, tokens replaced by [PAD]; kept on each result."""
+    todo = [r for r in results if r.attribution is not None and r.faithfulness is None and r.attribution.scores.ndim == 1]
+    if not todo:
+        return
+    st.session_state["text_runs"] = text_runs() + 1
+    with shared.lock:
+        scores = score_tokens(shared.model.net, shared.model.tokenizer, prep,
+                              {r.method: r.attribution.scores for r in todo}, target)
+    for result in todo:
+        result.faithfulness = scores[result.method]
