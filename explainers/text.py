@@ -359,9 +359,13 @@ def rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     return result
 
 
-def _attention_rollout(model, tokenizer, prepared, target, row: int = 0) -> tuple[torch.Tensor, dict]:
+def attention_weights(model: nn.Module, prepared: PreparedText) -> torch.Tensor:
+    """(L, H, T, T) attention probabilities (layer, head, query, key) for one prepared text.
+
+    Needs a transformer loaded with ``attn_implementation="eager"`` (SDPA returns none).
+    """
     if not is_transformer(model):
-        raise ExplainerError("Attention rollout needs a transformer; this model has no attention.")
+        raise ExplainerError("This model has no attention layers (it is not a transformer).")
     with preserved_state(model), torch.no_grad():
         attentions = model(**prepared.inputs, output_attentions=True).attentions
     if not attentions:
@@ -370,7 +374,11 @@ def _attention_rollout(model, tokenizer, prepared, target, row: int = 0) -> tupl
             f"{getattr(model.config, '_attn_implementation', '?')!r}); load it with "
             'attn_implementation="eager" for attention rollout.'
         )
-    return rollout([a[0].float() for a in attentions])[row], {"target_independent": True}
+    return torch.stack([a[0].float() for a in attentions])
+
+
+def _attention_rollout(model, tokenizer, prepared, target, row: int = 0) -> tuple[torch.Tensor, dict]:
+    return rollout(list(attention_weights(model, prepared)))[row], {"target_independent": True}
 
 
 _METHODS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explainers.attention import attention_rollout_matrix, attention_weights
+from explainers.text import attention_weights, rollout
 from figures.export import to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
 from ui.guard import panel
@@ -89,7 +89,7 @@ def run() -> None:
         if key not in store:
             with shared.lock:
                 found = attention_weights(model.net, prep)
-            store[key] = (found.numpy(), attention_rollout_matrix(found).numpy())
+            store[key] = (found.numpy(), rollout(list(found)).numpy())
         weights, roll = store[key]
         layers, heads = weights.shape[:2]
         a, b = st.columns(2)

@@ -8,14 +8,13 @@ import re
 import numpy as np
 import streamlit as st
 
-import models
 from explainers.activation_max import ACTIVATIONS, MAX_UNITS, PARAMETERISATIONS
 from explainers.capture import find_module
 from figures.filters import channel_grid, optimised_grid
 from ui.filter_results import cached_feature_maps, filter_runs, optimised_units
 from ui.guard import panel
 from ui.image_results import cached_predictions
-from pages.images import choose_image, choose_model
+from pages.images import choose_model, choose_picture
 
 SORTS = {"mean": "Mean activation", "grad_cam": "Grad-CAM weight for a class"}
 PAGE_SIZES = [16, 32, 64]
@@ -165,13 +164,10 @@ def run() -> None:
                "responds to most.")
     shared = choose_model()
     model = shared.model
-    key, data = choose_image()
-    rgb = None
-    with panel("The image"):
-        image = models.open_image(data) if data is not None else models.load_sample(key.split(":", 1)[1])
-        rgb = model.resize(image)
-    if rgb is None:
+    picture = choose_picture(model)
+    if picture is None:
         return
+    key, rgb = picture
     x = model.to_tensor(rgb)
     context = (model.name, model.description, key)
     probs = cached_predictions(shared, x, context)

@@ -69,6 +69,15 @@ def choose_image() -> tuple[str, bytes | None]:
     return f"upload:{digest(data)}", data
 
 
+def choose_picture(model) -> tuple[str, np.ndarray] | None:
+    """The chosen photo as the model sees it (uint8 HxWx3) with its cache key; None if unreadable."""
+    key, data = choose_image()
+    with panel("The image"):
+        image = models.open_image(data) if data is not None else models.load_sample(key.split(":", 1)[1])
+        return key, model.resize(image)
+    return None
+
+
 def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list[int]:
     """Target classes, one grid row each: the predicted class by default; top-k first, all searchable.
 
@@ -219,13 +228,10 @@ def run() -> None:
     st.caption("Pick a photo, the classes to explain and several methods; compare the maps side by side.")
     shared = choose_model()
     model = shared.model
-    key, data = choose_image()
-    rgb = None
-    with panel("The image"):
-        image = models.open_image(data) if data is not None else models.load_sample(key.split(":", 1)[1])
-        rgb = model.resize(image)
-    if rgb is None:
+    picture = choose_picture(model)
+    if picture is None:
         return
+    key, rgb = picture
     x = model.to_tensor(rgb)
     context = (model.name, model.description, key)
     probs = cached_predictions(shared, x, context)
