@@ -9,8 +9,8 @@ from explainers.text import attention_weights, rollout
 from figures.export import to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
 from ui.guard import panel
-from ui.text_inputs import choose_text_model
-from ui.text_results import TextResult, explain, prepared, probabilities, text_runs
+from ui.text_inputs import choose_text_model, prepare_checked
+from ui.text_results import TextResult, explain, probabilities, text_runs
 
 DEFAULT_TEXT = "The actors are wonderful, but the script is lazy and the ending is a letdown."
 CLS_SHARE = 0.5
@@ -45,13 +45,9 @@ def run() -> None:
     model = shared.model
     st.session_state.setdefault("bl_text", st.session_state.get("txt_text", DEFAULT_TEXT))
     text = st.text_area("Text to explain", key="bl_text", height=90)
-    prep = None
-    with panel("The text"):
-        prep = prepared(shared, text)
+    prep = prepare_checked(shared, text)
     if prep is None:
         return
-    if prep.truncated:
-        st.warning(f"Truncated to the model's first {len(prep.tokens)} tokens (of {prep.n_tokens}).")
     probs = probabilities(prep)
     predicted = int(np.argmax(probs))
     others = [i for i in range(len(model.labels)) if i != predicted]

@@ -13,8 +13,7 @@ from explainers.capture import find_module
 from figures.filters import channel_grid, optimised_grid
 from ui.filter_results import cached_feature_maps, filter_runs, optimised_units
 from ui.guard import panel
-from ui.image_results import cached_predictions
-from pages.images import choose_model, choose_picture
+from pages.images import choose_input
 
 SORTS = {"mean": "Mean activation", "grad_cam": "Grad-CAM weight for a class"}
 PAGE_SIZES = [16, 32, 64]
@@ -162,15 +161,12 @@ def run() -> None:
     st.title("Filters")
     st.caption("What a layer has learned: the feature maps a photo produces, and the pattern each channel "
                "responds to most.")
-    shared = choose_model()
-    model = shared.model
-    picture = choose_picture(model)
-    if picture is None:
+    chosen = choose_input()
+    if chosen is None:
         return
-    key, rgb = picture
-    x = model.to_tensor(rgb)
-    context = (model.name, model.description, key)
-    probs = cached_predictions(shared, x, context)
+    shared, key, rgb, x, context, probs = (chosen.shared, chosen.key, chosen.rgb, chosen.x, chosen.context,
+                                           chosen.probs)
+    model = shared.model
     layer = choose_layer(model)
     maps_tab, max_tab = st.tabs(["Feature maps", "Activation maximisation"])
     fm = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
+import torch
 
 import models
 from figures.export import grid_png, maps_npz, to_html
@@ -76,6 +79,31 @@ def choose_picture(model) -> tuple[str, np.ndarray] | None:
         image = models.open_image(data) if data is not None else models.load_sample(key.split(":", 1)[1])
         return key, model.resize(image)
     return None
+
+
+@dataclass
+class ImageInput:
+    """What a page explains: the shared model, the photo (key, uint8 HxWx3, tensor) and its prediction."""
+
+    shared: Shared
+    key: str
+    rgb: np.ndarray
+    x: torch.Tensor
+    context: tuple
+    probs: np.ndarray
+
+
+def choose_input() -> ImageInput | None:
+    """Model and photo from the widgets, with class probabilities (cached); None if the photo is unreadable."""
+    shared = choose_model()
+    model = shared.model
+    picture = choose_picture(model)
+    if picture is None:
+        return None
+    key, rgb = picture
+    x = model.to_tensor(rgb)
+    context = (model.name, model.description, key)
+    return ImageInput(shared, key, rgb, x, context, cached_predictions(shared, x, context))
 
 
 def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list[int]:
@@ -226,15 +254,12 @@ def downloads(rgb, maps, variants, targets, labels, display, fig, scales, result
 def run() -> None:
     st.title("Images")
     st.caption("Pick a photo, the classes to explain and several methods; compare the maps side by side.")
-    shared = choose_model()
-    model = shared.model
-    picture = choose_picture(model)
-    if picture is None:
+    chosen = choose_input()
+    if chosen is None:
         return
-    key, rgb = picture
-    x = model.to_tensor(rgb)
-    context = (model.name, model.description, key)
-    probs = cached_predictions(shared, x, context)
+    shared, key, rgb, x, context, probs = (chosen.shared, chosen.key, chosen.rgb, chosen.x, chosen.context,
+                                           chosen.probs)
+    model = shared.model
     top = np.argsort(probs)[::-1][:5]
     left, right = st.columns([1, 1])
     left.plotly_chart(photo_figure(rgb, title="What the model sees", height=360), key="img_photo")

@@ -13,7 +13,7 @@ from figures.image import topk_bar
 from figures.text import TokenRow, token_heatmap_rows
 from ui.guard import panel
 from ui.report_button import export_report_button, text_report_section
-from ui.text_inputs import choose_text_model
+from ui.text_inputs import choose_text_model, prepare_checked
 from ui.evaluation_results import score_caption
 from ui.text_results import LABELS, SIGNED, TextResult, explain, prepared, probabilities, score_results, text_runs
 
@@ -103,14 +103,9 @@ def run() -> None:
         return
     model = shared.model
     text = choose_text()
-    prep = None
-    with panel("The text"):
-        prep = prepared(shared, text)
+    prep = prepare_checked(shared, text)
     if prep is None:
         return
-    if prep.truncated:
-        st.warning(f"The text has {prep.n_tokens} tokens; only the first {len(prep.tokens)} "
-                   f"(the model's maximum) are explained.")
     probs = probabilities(prep)
     predicted = int(np.argmax(probs))
     st.plotly_chart(topk_bar(model.labels, probs, highlight=predicted, title="Prediction"), key="txt_probs")

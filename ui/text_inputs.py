@@ -6,7 +6,9 @@ import streamlit as st
 
 import models
 from ui.guard import panel
+from explainers.text import PreparedText
 from ui.resources import Shared, text_model
+from ui.text_results import prepared
 
 LOCAL_DIR = "Local Hugging Face directory…"
 
@@ -26,3 +28,14 @@ def choose_text_model(key: str) -> Shared | None:
     with panel("The text model"):
         shared = text_model(name)
     return shared
+
+
+def prepare_checked(shared: Shared, text: str) -> PreparedText | None:
+    """The text tokenised with its prediction, or None after showing why not; truncation is flagged."""
+    prep = None
+    with panel("The text"):
+        prep = prepared(shared, text)
+    if prep is not None and prep.truncated:
+        st.warning(f"The text has {prep.n_tokens} tokens; only the first {len(prep.tokens)} "
+                   f"(the model's maximum) are explained.")
+    return prep
