@@ -20,11 +20,14 @@ import torch
 from torch import nn
 
 from explainers.capture import capture, layer_output, preserved_state
+from explainers.folded import gradient_net, to_layout
 from explainers.targets import TargetSpec, resolve_targets, target_scores
 
 Progress = Callable[[int, int], None] | None
 Accumulate = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 """``accumulate(start, stop, grads (S, B, ...), targets (S, B))`` for variants start..stop-1."""
+Scores = Callable[[int, int, torch.Tensor], None] | None
+"""``scores(start, stop, values (S, B))``: the target scores of variants start..stop-1, detached."""
 
 
 @contextmanager
@@ -57,16 +60,22 @@ def chunked_gradients(
     score: str = "logit",
     memory_mb: float = 1024.0,
     progress: Progress = None,
+    scores: Scores = None,
 ) -> None:
     """Gradient of each variant's target score, to the input (``layer=None``) or to ``layer``'s output.
 
     ``make_inputs(start, stop)`` returns variants start..stop-1 as (S, B, C, H, W). ``target`` is
     resolved per variant (None: that variant's own top class). ``progress(done, count)`` is
     called after each chunk. The model is left as found (see :mod:`explainers.capture`).
+
+    Many gradients to the input (``count`` > 1: SmoothGrad, IG) run on
+    :func:`explainers.folded.gradient_net` (BatchNorm folded, channels_last): the same function
+    in about 0.75-0.85x the time on a CPU, for a one-off copy of the network (0.15-0.25 s).
     """
     budget = memory_mb * 2**20
     context = capture(model, [layer], detach=True) if layer else preserved_state(model)
     with context as captured:
+        net = gradient_net(model) if layer is None and count > 1 else model
         done, size = 0, 1
         while done < count:
             stop = min(count, done + size)
@@ -74,16 +83,18 @@ def chunked_gradients(
             variants, items = inputs.shape[:2]
             batch = inputs.reshape(variants * items, *inputs.shape[2:])
             if layer is None:
-                batch.requires_grad_()
-            with saved_bytes(model) if done == 0 else nullcontext() as measured:
-                logits = model(batch)
+                batch = to_layout(net, model, batch).requires_grad_()
+            with saved_bytes(net) if done == 0 else nullcontext() as measured:
+                logits = net(batch)
             per_variant = logits.view(variants, items, -1)
             targets = torch.stack([resolve_targets(row, target) for row in per_variant])
-            total = target_scores(logits, targets.reshape(-1), score).sum()
+            chosen = target_scores(logits, targets.reshape(-1), score)
+            if scores is not None:
+                scores(done, stop, chosen.detach().view(variants, items))
             wrt = layer_output(captured, layer) if layer else batch
-            (grads,) = torch.autograd.grad(total, wrt)
+            (grads,) = torch.autograd.grad(chosen.sum(), wrt)
             accumulate(done, stop, grads.reshape(variants, items, *grads.shape[1:]), targets)
-            del logits, total, wrt, grads
+            del logits, chosen, wrt, grads
             if measured is not None:
                 size = max(1, int(budget // max(2 * measured[0], 1)))
             done = stop

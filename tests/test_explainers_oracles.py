@@ -3,6 +3,10 @@
 Two torchvision architectures with trained-looking weights, a batch of 3 with a different
 target per item, a non-square 160x192 input; raw values (before any normalisation) must agree
 to a relative error <= 1e-4.
+
+SmoothGrad and IG run on the network's folded channels_last copy (``explainers.folded``), so
+their oracle runs on that same copy; tests/test_folded.py shows the copy computes the same
+function as the network and that the gradients differ only by float32 rounding.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 import explainers
+from explainers.folded import gradient_net
 from explainers.gradients import gaussian_blur
 from tests.test_explainers_support import TARGETS, relative_error, sample_batch, trained_looking
 
@@ -106,7 +111,8 @@ def test_saliency_matches_captum(setup) -> None:
 def test_smoothgrad_without_noise_matches_captum_noise_tunnel(setup) -> None:
     model, x = setup[0], sample_batch(2, SMALL)
     ours = explainers.explain(model, x, "smoothgrad", TARGETS, samples=3, noise_level=0.0)
-    tunnel = NoiseTunnel(Saliency(model))
+    tunnel = NoiseTunnel(Saliency(gradient_net(model)))
+    x = x.contiguous(memory_format=torch.channels_last)
     absolute = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=3, stdevs=0.0, target=TARGETS, abs=True)
     signed = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=3, stdevs=0.0, target=TARGETS, abs=False)
     assert relative_error(ours.maps, absolute.amax(dim=1)) <= TOLERANCE
@@ -122,8 +128,8 @@ def test_integrated_gradients_matches_captum(setup, rule: str, captum_method: st
     steps = 8
     ours = explainers.explain(model, x, "integrated_gradients", TARGETS, steps=steps, tolerance=0, rule=rule, baseline=baseline, blur_sigma=4.0)
     reference = torch.zeros_like(x) if baseline == "zero" else gaussian_blur(x, 4.0)
-    attr, delta = IntegratedGradients(model).attribute(
-        x, reference, target=TARGETS, n_steps=steps, method=captum_method, return_convergence_delta=True
+    attr, delta = IntegratedGradients(gradient_net(model)).attribute(
+        x.contiguous(memory_format=torch.channels_last), reference, target=TARGETS, n_steps=steps, method=captum_method, return_convergence_delta=True
     )
     assert relative_error(ours.pixel, attr) <= TOLERANCE
     assert relative_error(ours.maps, attr.sum(dim=1)) <= TOLERANCE

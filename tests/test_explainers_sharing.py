@@ -6,15 +6,22 @@ import torch
 import torchvision
 
 import explainers
+from explainers.folded import gradient_net
 from tests.test_explainers_support import relative_error, sample_batch
 
 SHAPE = (2, 3, 64, 80)
 
 
 class ForwardCounter:
+    """Counts forwards of ``model`` and of the folded copy that SmoothGrad and IG run on."""
+
     def __init__(self, model: torch.nn.Module) -> None:
         self.calls = 0
-        self.handle = model.register_forward_pre_hook(self.count)
+        self.handles = [net.register_forward_pre_hook(self.count) for net in (model, gradient_net(model))]
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
 
     def count(self, _module, _inputs) -> None:
         self.calls += 1
@@ -26,7 +33,7 @@ def test_cam_family_for_top5_runs_exactly_one_forward() -> None:
     counter = ForwardCounter(model)
     shared = explainers.explain_many(model, x, ["cam", "grad_cam", "grad_cam_plus_plus"], layer="layer4", top_k=5)
     assert counter.calls == 1
-    counter.handle.remove()
+    counter.remove()
     ranked = model(x).topk(5, dim=1).indices
     for method, results in shared.items():
         assert len(results) == 5

@@ -33,14 +33,15 @@ def heatmaps(spec) -> list[dict]:
 
 
 class ForwardCounter:
-    """Counts forward passes of any EfficientNet-Lite in this process (the app's cached model too)."""
+    """Counts forward passes of any EfficientNet-Lite in this process (the app's cached model too),
+    and of the folded copies (fx GraphModules) that SmoothGrad and IG run on."""
 
     def __init__(self):
         self.calls = 0
         self.handle = torch.nn.modules.module.register_module_forward_hook(self.hook)
 
     def hook(self, module, *_):
-        self.calls += isinstance(module, EfficientNetLite)
+        self.calls += isinstance(module, (EfficientNetLite, torch.fx.GraphModule))
 
     def __enter__(self):
         return self

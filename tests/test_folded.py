@@ -1,0 +1,114 @@
+"""The folded channels_last copy that SmoothGrad and IG run on computes the network's function."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import explainers
+import explainers.engine as engine
+from explainers.folded import gradient_net
+from tests.test_explainers_support import TARGETS, sample_batch, trained_looking
+
+
+def relative_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual.double() - expected.double()).norm() / expected.double().norm())
+
+
+@pytest.fixture(scope="module", params=["resnet18", "mobilenet_v2"])
+def model(request) -> nn.Module:
+    return trained_looking(request.param)
+
+
+def test_copy_folds_batchnorm_and_computes_the_same_logits(model) -> None:
+    net = gradient_net(model)
+    assert net is not model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the original keeps its BatchNorm"
+    conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = sample_batch(5, (3, 3, 96, 128))
+    with torch.no_grad():
+        expected, folded = model(x), net(x.contiguous(memory_format=torch.channels_last))
+    assert relative_l2(folded, expected) < 5e-5  # float32 rounding through ~50 layers
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_bundled_model_copy_gives_the_same_logits_on_a_photo() -> None:
+    from models import load_image_model
+    from models.samples import load_sample
+
+    bundled = load_image_model()
+    x = bundled.preprocess(load_sample("coffee"))
+    with torch.no_grad():
+        expected, folded = bundled.net(x), gradient_net(bundled.net)(x.contiguous(memory_format=torch.channels_last))
+    assert relative_l2(folded, expected) < 5e-5  # float32 rounding through ~50 layers
+    assert folded.argmax() == expected.argmax()
+
+
+def test_copy_is_cached_and_rebuilt_when_weights_change() -> None:
+    model = trained_looking("resnet18")
+    first = gradient_net(model)
+    assert gradient_net(model) is first
+    with torch.no_grad():
+        model.fc.weight.mul_(-1.0)  # in place: bumps the parameter's version
+    second = gradient_net(model)
+    assert second is not first
+    x = sample_batch(6, (1, 3, 64, 64))
+    with torch.no_grad():
+        assert relative_l2(second(x), model(x)) < 1e-5
+    model.load_state_dict(trained_looking("resnet18", seed=3).state_dict())
+    third = gradient_net(model)
+    with torch.no_grad():
+        assert relative_l2(third(x), model(x)) < 1e-5
+
+
+def test_training_mode_and_networks_without_convolutions_are_used_as_given() -> None:
+    model = trained_looking("resnet18").train()
+    assert gradient_net(model) is model
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+    assert gradient_net(mlp) is mlp
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it, so nothing is folded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.conv(x))
+        if h.mean() > 100:  # never true; only there to defeat tracing
+            h = -h
+        return self.head(h.relu().mean(dim=(2, 3)))
+
+
+def test_untraceable_network_gets_an_unfolded_channels_last_copy() -> None:
+    torch.manual_seed(0)
+    model = Branchy().eval()
+    net = gradient_net(model)
+    assert net is not model and any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        assert relative_l2(net(x), model(x)) < 1e-6
+
+
+def test_ig_on_the_copy_is_as_close_to_float64_as_on_the_network(model, monkeypatch) -> None:
+    """Gradients of ReLU networks jump at kinks, so float32 rounding (any kernel or layout
+    change) can flip a unit that sits within rounding distance of its kink: the copy's IG is
+    held to the float64 result as closely as the unfolded network's own float32 IG is."""
+    x = sample_batch(7, (3, 3, 96, 128))
+    options = {"steps": 8, "tolerance": 0}
+    folded = explainers.explain(model, x, "integrated_gradients", TARGETS, **options).pixel
+    exact = explainers.explain(copy.deepcopy(model).double(), x.double(), "integrated_gradients", TARGETS, **options).pixel
+    monkeypatch.setattr(engine, "gradient_net", lambda m: m)
+    plain = explainers.explain(model, x, "integrated_gradients", TARGETS, **options).pixel
+    assert relative_l2(plain, folded) > 0, "the copy was not used"
+    assert relative_l2(folded, exact) <= 3 * relative_l2(plain, exact) + 1e-6
+    assert relative_l2(folded, exact) < 2e-2
