@@ -49,12 +49,13 @@ def convergence(run: Callable[[int], tuple[float, float]], steps: Sequence[int],
 
 def image_ig_convergence(model: nn.Module, x: torch.Tensor, target: int | None = None, steps: Sequence[int] = STEPS,
                          progress: Callable[[int, int], None] | None = None, **options: Any) -> Convergence:
-    """IG (:func:`explainers.explain`, ``options`` passed on: rule, baseline, score...) on one image."""
+    """IG (:func:`explainers.explain`, ``options`` passed on: rule, baseline, score...) on one image,
+    at each fixed step count (``tolerance`` 0 unless given: the study is of the fixed rule)."""
     if x.shape[0] != 1:
         raise ExplainerError("IG convergence runs on one image at a time.")
 
     def run(n: int) -> tuple[float, float]:
-        attribution = explainers.explain(model, x, "integrated_gradients", target, steps=n, **options)
+        attribution = explainers.explain(model, x, "integrated_gradients", target, steps=n, **{"tolerance": 0, **options})
         return float(attribution.extras["delta"][0]), float(attribution.pixel.sum())
 
     return convergence(run, steps, progress)

@@ -152,10 +152,12 @@ def choose_layer(model) -> str:
 def method_options(model) -> dict[str, dict]:
     """Per-method options (sidebar expander), keyed by variant."""
     with st.sidebar.expander("Method options"):
-        steps = st.slider("Integrated Gradients: steps", 8, 256, 50, key="img_ig_steps")
         baseline = st.selectbox("Integrated Gradients: baseline", list(BASELINES), format_func=BASELINES.get, key="img_ig_baseline")
-        adaptive = st.checkbox("Integrated Gradients: double the steps until delta <= 1% (up to 400; slower)",
-                               key="img_ig_adaptive")
+        adaptive = st.checkbox("Integrated Gradients: adaptive path (refined until delta <= 1%, at most 400 passes)",
+                               value=True, key="img_ig_adaptive",
+                               help="Points are added where the path's gradient changes most; typically 10-100 "
+                                    "passes. Untick for a fixed number of Gauss-Legendre steps (as captum).")
+        steps = st.slider("Integrated Gradients: fixed steps", 8, 256, 50, key="img_ig_steps", disabled=adaptive)
         samples = st.slider("SmoothGrad / Smooth Grad-CAM++: samples", 4, 100, 25, key="img_sg_samples")
         noise = st.slider("SmoothGrad / Smooth Grad-CAM++: noise level", 0.0, 0.5, 0.15, 0.01, key="img_sg_noise")
         seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="img_seed"))

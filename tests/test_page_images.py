@@ -86,12 +86,17 @@ def test_second_target_adds_a_row_with_one_shared_pass(at):
 
 
 def test_ig_shows_progress_facts_and_delta(at):
+    at.checkbox(key="img_ig_adaptive").uncheck().run()
     at.slider(key="img_ig_steps").set_value(16)
     at.multiselect(key="img_methods").set_value(["grad_cam", "integrated_gradients"]).run()
     assert no_exceptions(at)
     facts = [c.value for c in at.caption if "Integrated Gradients" in c.value]
-    assert facts and "delta" in facts[0]
+    assert facts and "delta" in facts[0] and "16 steps" in facts[0]
     assert len(heatmaps(grid(at))) == 2
+    at.checkbox(key="img_ig_adaptive").check().run()
+    assert no_exceptions(at)
+    facts = [c.value for c in at.caption if "Integrated Gradients" in c.value]
+    assert "delta ok" in facts[0] and "16 steps" not in facts[0]
 
 
 def test_one_by_one_layer_gets_a_hint(at):
