@@ -165,5 +165,31 @@ def gradient_cases(quick: bool) -> list[Case]:
     ]
 
 
+def fast_mode_case(quick: bool) -> Case:
+    """Fast mode (bfloat16 autocast) against exact float32 on the bundled model: time and error."""
+    import models
+
+    lite = models.load_image_model()
+    x = lite.preprocess(models.load_sample("cat"))
+    options = {"samples": 8, "seed": 0}
+    exact = explainers.explain(lite.net, x, "smoothgrad", None, **options)
+    fast = explainers.explain(lite.net, x, "smoothgrad", None, precision="bfloat16", **options)
+    pixel_error = float((fast.pixel - exact.pixel).norm() / exact.pixel.norm())
+    map_error = float((fast.maps - exact.maps).norm() / exact.maps.norm())
+    return Case(
+        "Fast mode: SmoothGrad n=8, EfficientNet-Lite0 (bundled), cat photo, B=1",
+        {
+            "ours: smoothgrad, float32 (exact mode)": lambda: explainers.explain(lite.net, x, "smoothgrad", None, **options),
+            "ours: smoothgrad, precision=bfloat16 (fast mode)": lambda: explainers.explain(
+                lite.net, x, "smoothgrad", None, precision="bfloat16", **options),
+        },
+        reference="ours: smoothgrad, float32 (exact mode)",
+        reps=3 if quick else 5,
+        goals={"ours: smoothgrad, precision=bfloat16 (fast mode)": "<= 0.5x captum's best (i.e. ~0.6x exact)"},
+        note=f"error of fast mode vs exact: relative L2 {pixel_error:.3f} per pixel, {map_error:.3f} on the map. "
+             f"CPU capability {torch.backends.cpu.get_cpu_capability()}: bfloat16 is emulated without AVX512-BF16/AMX.",
+    )
+
+
 def cases(quick: bool) -> list[Case]:
-    return [grad_cam_case(quick), top5_case(quick), *gradient_cases(quick)]
+    return [grad_cam_case(quick), top5_case(quick), *gradient_cases(quick), fast_mode_case(quick)]

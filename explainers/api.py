@@ -16,6 +16,7 @@ from explainers.capture import find_module, preserved_state
 from explainers.engine import noise_generator, predict
 from explainers.errors import ExplainerError
 from explainers.layers import auto_layer
+from explainers.precision import PRECISIONS
 from explainers.quadrature import RULES
 from explainers.targets import SCORES, TargetSpec
 
@@ -82,6 +83,7 @@ def _check_black(value: Any) -> None:
 
 
 SCORE = ("logit", _choice("score", SCORES))
+PRECISION = ("float32", _choice("precision", PRECISIONS))  # bfloat16 = fast mode, see explainers.precision
 NOISY = {
     "samples": (25, _count("samples")),
     "noise_level": (0.15, _number("noise_level", 0.0, True)),
@@ -94,8 +96,8 @@ OPTIONS: dict[str, dict[str, tuple[Any, Callable[[Any], None]]]] = {
     "grad_cam": {"score": SCORE, "counterfactual": (False, _check_bool("counterfactual"))},
     "grad_cam_plus_plus": {"score": SCORE},
     "smooth_grad_cam_plus_plus": {"score": SCORE, **NOISY},
-    "saliency": {"score": SCORE},
-    "smoothgrad": {"score": SCORE, **NOISY},
+    "saliency": {"score": SCORE, "precision": PRECISION},
+    "smoothgrad": {"score": SCORE, **NOISY, "precision": PRECISION},
     "integrated_gradients": {
         "score": SCORE,
         "steps": (50, _count("steps")),
@@ -108,6 +110,7 @@ OPTIONS: dict[str, dict[str, tuple[Any, Callable[[Any], None]]]] = {
         "seed": (None, _check_seed),
         "memory_mb": NOISY["memory_mb"],
         "progress": (None, _check_progress),
+        "precision": PRECISION,
     },
 }
 """Method -> option name -> (default, validator). Every method's documented options."""

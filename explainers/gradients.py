@@ -24,6 +24,11 @@ from explainers.targets import TargetSpec, resolve_targets, target_scores
 BASELINES = ("zero", "black", "blur", "uniform")
 
 
+def engine_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The method options that :func:`chunked_gradients` takes (score, memory_mb, progress, precision)."""
+    return {name: options[name] for name in ("score", "memory_mb", "progress", "precision") if name in options}
+
+
 def saliency(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
     """Saliency (Simonyan et al. 2014): map = max_c |d score / d x_c|; ``pixel`` = the signed gradient.
 
@@ -34,7 +39,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dic
     def keep(_start: int, _stop: int, grads: torch.Tensor, targets: torch.Tensor) -> None:
         found["grads"], found["targets"] = grads[0], targets[0]
 
-    chunked_gradients(model, lambda start, stop: x[None], 1, target, keep, score=options["score"])
+    chunked_gradients(model, lambda start, stop: x[None], 1, target, keep, **engine_options(options))
     grads = found["grads"]
     return Attribution(grads.abs().amax(dim=1), found["targets"].tolist(), "saliency", pixel=grads)
 
@@ -58,10 +63,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: d
         sums["targets"] = chosen[0]
 
     n = options["samples"]
-    chunked_gradients(
-        model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate,
-        score=options["score"], memory_mb=options["memory_mb"], progress=options["progress"],
-    )
+    chunked_gradients(model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate, **engine_options(options))
     return Attribution(
         sums["maps"] / n, sums["targets"].tolist(), "smoothgrad", pixel=sums["pixel"] / n, extras={"seed": seed}
     )
@@ -186,10 +188,7 @@ def _adaptive(
         def note(start: int, _stop: int, scores: torch.Tensor) -> None:
             values.update(zip(points[start:], scores[:, 0].tolist()))
 
-        chunked_gradients(
-            model, path, len(points), target, keep, score=options["score"], memory_mb=options["memory_mb"],
-            progress=options["progress"], scores=note,
-        )
+        chunked_gradients(model, path, len(points), target, keep, scores=note, **engine_options(options))
 
     evaluate([k / START_PANELS for k in range(START_PANELS + 1)])
     while True:
@@ -225,10 +224,7 @@ def _integrate(
     def accumulate(start: int, stop: int, grads: torch.Tensor, _targets: torch.Tensor) -> None:
         total[0] = total[0] + torch.einsum("s,sbchw->bchw", weights[start:stop], grads)
 
-    chunked_gradients(
-        model, straight_path(baseline, difference, alphas), steps, targets, accumulate,
-        score=options["score"], memory_mb=options["memory_mb"], progress=options["progress"],
-    )
+    chunked_gradients(model, straight_path(baseline, difference, alphas), steps, targets, accumulate, **engine_options(options))
     return difference * total[0]
 
 

@@ -12,6 +12,7 @@ import models
 from figures.export import grid_png, maps_npz, to_html
 from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import DIVERGING, SCALE_MODES, scale_for
+from explainers.precision import fast_mode_note, native_bfloat16
 from ui.captions import METHOD_CAPTIONS
 from ui.evaluation_results import score_caption
 from ui.guard import panel
@@ -158,6 +159,8 @@ def method_options(model) -> dict[str, dict]:
                                help="Points are added where the path's gradient changes most; typically 10-100 "
                                     "passes. Untick for a fixed number of Gauss-Legendre steps (as captum).")
         steps = st.slider("Integrated Gradients: fixed steps", 8, 256, 50, key="img_ig_steps", disabled=adaptive)
+        fast = st.checkbox("Fast mode: saliency, SmoothGrad and IG in bfloat16 (approximate)", key="img_fast",
+                           disabled=not native_bfloat16(), help=fast_mode_note())
         samples = st.slider("SmoothGrad / Smooth Grad-CAM++: samples", 4, 100, 25, key="img_sg_samples")
         noise = st.slider("SmoothGrad / Smooth Grad-CAM++: noise level", 0.0, 0.5, 0.15, 0.01, key="img_sg_noise")
         seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="img_seed"))
@@ -166,7 +169,9 @@ def method_options(model) -> dict[str, dict]:
     if baseline == "black":
         ig["black"] = tuple(model.to_tensor(np.zeros((1, 1, 3), np.uint8))[0, :, 0, 0].tolist())
     noisy = {"samples": samples, "noise_level": noise, "seed": seed}
-    return {"integrated_gradients": ig, "smoothgrad": noisy, "smooth_grad_cam_plus_plus": noisy}
+    precision = {"precision": "bfloat16"} if fast else {}
+    return {"integrated_gradients": ig | precision, "smoothgrad": noisy | precision, "smooth_grad_cam_plus_plus": noisy,
+            "saliency": precision}
 
 
 def display_options() -> dict:
@@ -199,6 +204,8 @@ def facts(result: MapResult, labels: list[str]) -> str:
     if result.error:
         return f"**{spec.label}** for *{labels[result.target]}*: :red[{result.error}]"
     parts = [f"**{spec.label}**", f"target *{labels[result.target]}*"]
+    if result.extras.get("precision") == "bfloat16":
+        parts.append(":violet-badge[fast mode: bfloat16]")
     if result.layer:
         parts.append(f"layer `{result.layer}`")
     parts.append(f"{result.seconds * 1000:.0f} ms")

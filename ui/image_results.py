@@ -104,6 +104,8 @@ def _to_result(variant: str, attribution: explainers.Attribution, seconds: float
         for k, v in attribution.extras.items()
         if not isinstance(v, torch.Tensor) or v.ndim == 1
     }
+    if attribution.options.get("precision", "float32") != "float32":
+        extras["precision"] = attribution.options["precision"]  # fast mode, labelled under the map
     return MapResult(
         variant=variant,
         target=attribution.targets[0],
