@@ -169,8 +169,11 @@ def _adaptive(
     g = G . (x - x'), misses it by the panel's completeness error e; the item's delta is the sum
     of the e's. While |sum e| > ``allowed``, the panels holding half of sum |e| (largest first)
     are bisected, their midpoints evaluated in one chunked call. A ReLU network's integrand is
-    piecewise constant with a few large jumps where the prediction changes, so the points go
-    where those are instead of everywhere. Memory: one input-sized gradient per point.
+    piecewise constant, and its large jumps sit where the score changes fastest (often a short
+    stretch of the path), so the points go there instead of everywhere: on the bundled model a
+    median 3.1x fewer passes than 50 Gauss-Legendre steps for the same delta
+    (``bench/results/adaptive_ig.md``). ``steps`` and ``rule`` are not used; at least
+    START_PANELS + 1 passes are made. Memory: one input-sized gradient per point.
     """
     difference = x - baseline
     grads: dict[float, torch.Tensor] = {}
