@@ -12,7 +12,8 @@ the softmax). Methods (:data:`TEXT_METHODS`):
   Baseline e' (``baseline=``): ``"pad"`` (every non-special token replaced by [PAD], special
   tokens kept; default), ``"mask"`` ([MASK] instead) or ``"zeros"`` (zero embeddings).
   ``extras["delta"] = sum(attr) - (s(e) - s(e'))``, the completeness gap. Steps run in chunks
-  sized to ``memory_mb`` (default 1024; see :mod:`explainers.engine`).
+  sized to ``memory_mb`` (default 1024; see :mod:`explainers.engine`); ``progress(done, total)``
+  is called after each chunk.
 - ``saliency``: ``||d s / d e_t||_2`` per token (Simonyan et al. 2014).
 - ``grad_x_input``: ``sum_d (d s / d e_t)_d * e_t,d`` (Shrikumar et al. 2016).
 - ``layer_grad_cam``: for each layer l with output H_l (T, D): ``w_l = mean_t d s / d H_l``,
@@ -195,7 +196,8 @@ class _FromWordEmbeddings(nn.Module):
 
 
 def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: Callable[[int, int], torch.Tensor],
-                         weights: torch.Tensor, target: int, score: str, memory_mb: float) -> torch.Tensor:
+                         weights: torch.Tensor, target: int, score: str, memory_mb: float,
+                         progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """``sum_i weights[i] * d s / d e_i`` (T, D) at word-embedding outputs e_i.
 
     ``points(start, stop)`` builds e_start..e_stop-1 as (S, T, D), one chunk at a time.
@@ -209,7 +211,7 @@ def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: Calla
         total = total + torch.einsum("s,std->td", weights[start:stop].to(grads), grads[:, 0])
 
     chunked_gradients(wrapper, lambda a, b: points(a, b)[:, None], len(weights), target, accumulate,
-                      score=score, memory_mb=memory_mb)
+                      score=score, memory_mb=memory_mb, progress=progress)
     return total
 
 
@@ -246,8 +248,10 @@ def _baseline_ids(tokenizer, prepared: PreparedText, baseline: str) -> torch.Ten
 
 
 def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logit",
-                          baseline: str = "pad", n_steps: int = 50,
-                          memory_mb: float = 1024.0) -> tuple[torch.Tensor, dict]:
+                          baseline: str = "pad", n_steps: int = 50, memory_mb: float = 1024.0,
+                          progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, dict]:
+    if progress is not None and not callable(progress):
+        raise ExplainerError("progress must be None or a callable progress(done, total).")
     if baseline not in BASELINES:
         raise ExplainerError(f"Unknown IG baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
     if n_steps < 1:
@@ -264,7 +268,7 @@ def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logi
     def points(start: int, stop: int) -> torch.Tensor:
         return base + alphas[start:stop, None, None] * diff
 
-    grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb)
+    grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb, progress)
     attr = diff * grad_sum
     wrapper = _FromWordEmbeddings(model, embedding, prepared)
     targets = torch.tensor([target], device=base.device)
@@ -408,7 +412,8 @@ def _explain_prepared(model, tokenizer, prepared: PreparedText, method: str, tar
         prepared.tokens, prepared.special, values, detect_scheme(tokenizer, prepared.tokens), tokenizer)
     extras.update(truncated=prepared.truncated, n_tokens=prepared.n_tokens)
     return TextAttribution(prepared.text, prepared.tokens, prepared.special, values, words,
-                           word_scores, token_word, chosen, method, layers, dict(options), extras)
+                           word_scores, token_word, chosen, method, layers,
+                           {k: v for k, v in options.items() if k != "progress"}, extras)
 
 
 def explain_text(model: nn.Module, tokenizer, text: str | Sequence[str] | PreparedText, method: str,

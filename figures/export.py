@@ -1,4 +1,5 @@
-"""Downloads: self-contained interactive HTML, a static PNG of the map grid, raw maps as NPZ.
+"""Downloads: self-contained interactive HTML, static PNGs (map grid, token heatmaps, layers x
+tokens), raw maps as NPZ.
 
 The PNG is drawn with matplotlib (Agg): Plotly's own static export needs kaleido and a
 Chrome download, neither available offline here.
@@ -21,6 +22,8 @@ from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from explainers.errors import ExplainerError  # noqa: E402
 from figures.image import as_rgb_uint8  # noqa: E402
 from figures.scales import Scale, colour_stops, distinct, resolve_grid_scales  # noqa: E402
+from figures.style import SPECIAL_TOKEN_COLOUR  # noqa: E402
+from figures.text import TokenRow, layers_tokens_values, row_scales, text_colours, wrap_tokens  # noqa: E402
 
 HEADER_PX = 40
 FOOTER_PX = 16
@@ -126,7 +129,94 @@ def grid_png(
         cb.solids.set_alpha(1)
         cb.ax.tick_params(labelsize=8)
         cb.set_label(used[0].label.replace("\n", ", "), fontsize=8)
+    return _png(fig)
+
+
+TOKEN_LINE_PX = 30
+TOKEN_CHAR_PX = 9
+TOKEN_TITLE_PX = 30
+COLORBAR_STRIP_PX = 150
+
+
+def _png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    fig.savefig(buf, format="png", dpi=fig.dpi, facecolor="white")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _colorbar(fig: plt.Figure, cax: plt.Axes, scale: Scale) -> None:
+    mappable = plt.cm.ScalarMappable(plt.Normalize(scale.zmin, scale.zmax), matplotlib_cmap(scale))
+    bar = fig.colorbar(mappable, cax=cax)
+    bar.ax.tick_params(labelsize=8)
+    bar.set_label(scale.label.replace("\n", ", "), fontsize=8)
+
+
+def token_rows_png(
+    rows: Sequence[TokenRow],
+    scale: Scale | Sequence[Scale] | None = None,
+    shared: bool = True,
+    signed: bool | None = None,
+    width: int = 80,
+) -> bytes:
+    """PNG bytes of token heatmap rows (the static twin of :func:`figures.text.token_heatmap_rows`):
+    same wrapping, scales, colours and special-token grey; a colour bar per distinct scale."""
+    rows = [r.checked() for r in rows]
+    scales = row_scales(rows, scale, shared, signed)
+    layouts = [wrap_tokens(r.tokens, width) for r in rows]
+    heights = [TOKEN_TITLE_PX + (int(lines.max()) + 1 if len(lines) else 1) * TOKEN_LINE_PX for lines, _, _ in layouts]
+    text_px = width * TOKEN_CHAR_PX
+    total_w, total_h = MARGIN_PX * 2 + text_px + COLORBAR_STRIP_PX, sum(heights) + 2 * MARGIN_PX
+    dpi = 100
+    fig = plt.figure(figsize=(total_w / dpi, total_h / dpi), dpi=dpi)
+    top = MARGIN_PX
+    for row, sc, (lines, starts, widths), height in zip(rows, scales, layouts, heights):
+        ax = fig.add_axes([MARGIN_PX / total_w, 1 - (top + height) / total_h, text_px / total_w, height / total_h])
+        ax.set_xlim(0, width)
+        ax.set_ylim((height - TOKEN_TITLE_PX) / TOKEN_LINE_PX - 0.5, -TOKEN_TITLE_PX / TOKEN_LINE_PX - 0.5)
+        ax.set_axis_off()
+        ax.text(0, -TOKEN_TITLE_PX / TOKEN_LINE_PX / 2 - 0.5, row.title, fontsize=11, fontweight="bold", va="center")
+        cmap, special = matplotlib_cmap(sc), row.special_mask()
+        ink = text_colours(row.scores, sc)
+        for i, token in enumerate(row.tokens):
+            t = 0.0 if sc.zmax == sc.zmin else float(np.clip((row.scores[i] - sc.zmin) / (sc.zmax - sc.zmin), 0, 1))
+            face = SPECIAL_TOKEN_COLOUR if special[i] else cmap(t)
+            ax.add_patch(plt.Rectangle((starts[i], lines[i] - 0.41), widths[i] - 0.15, 0.82, facecolor=face, linewidth=0))
+            ax.text(starts[i] + (widths[i] - 0.15) / 2, lines[i], token, ha="center", va="center", fontsize=10,
+                    color="#52606d" if special[i] else ink[i], family="DejaVu Sans")
+        top += height
+    top = MARGIN_PX
+    for i, (sc, height) in enumerate(zip(scales, heights)):
+        if i > 0 and sc is scales[i - 1]:
+            top += height
+            continue
+        span = sum(heights[i:]) if all(s is sc for s in scales[i:]) else height
+        cax = fig.add_axes([(MARGIN_PX + text_px + 12) / total_w, 1 - (top + span * 0.9) / total_h,
+                            10 / total_w, span * 0.8 / total_h])
+        _colorbar(fig, cax, sc)
+        top += height
+    return _png(fig)
+
+
+def layers_tokens_png(
+    scores: np.ndarray,
+    tokens: Sequence[str],
+    layer_labels: Sequence[str] | None = None,
+    normalise: str = "global",
+    signed: bool | None = None,
+    title: str = "",
+) -> bytes:
+    """PNG bytes of a layers x tokens heatmap (the static twin of
+    :func:`figures.text.layers_tokens_heatmap`: same values, scale and first layer at the bottom)."""
+    _, labels, z, scale = layers_tokens_values(scores, tokens, layer_labels, normalise, signed)
+    dpi = 100
+    fig = plt.figure(figsize=(max(4.0, 0.32 * len(tokens) + 3.0), max(2.5, 0.32 * len(labels) + 1.8)), dpi=dpi)
+    ax = fig.add_axes([0.16, 0.3, 0.68, 0.6])
+    ax.imshow(z, cmap=matplotlib_cmap(scale), vmin=scale.zmin, vmax=scale.zmax, aspect="auto",
+              interpolation="nearest", origin="lower")
+    ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    _colorbar(fig, fig.add_axes([0.86, 0.3, 0.02, 0.6]), scale)
+    return _png(fig)

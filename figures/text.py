@@ -120,6 +120,20 @@ def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> tupl
     return traces, int(lines.max()) + 1 if len(lines) else 1
 
 
+def row_scales(rows: Sequence[TokenRow], scale: Scale | Sequence[Scale] | None, shared: bool, signed: bool | None) -> list[Scale]:
+    """One :class:`Scale` per row: ``scale`` as given (one for all, or one each), or computed from
+    the rows' non-special scores (one shared scale if ``shared``, else one per row)."""
+    if not rows:
+        raise ExplainerError("No token rows to draw.")
+    if scale is None:
+        return scale_for([r.scores[~r.special_mask()] for r in rows], "shared" if shared else "per_map", signed, quantity="score")
+    if isinstance(scale, Scale):
+        return [scale] * len(rows)
+    if len(scale) != len(rows):
+        raise ExplainerError(f"Got {len(scale)} scales for {len(rows)} token rows.")
+    return list(scale)
+
+
 def token_heatmap_rows(
     rows: Sequence[TokenRow],
     scale: Scale | Sequence[Scale] | None = None,
@@ -136,16 +150,7 @@ def token_heatmap_rows(
     shared scale if ``shared``, else one per row; ``signed`` as in :func:`scale_for`).
     """
     rows = [r.checked() for r in rows]
-    if not rows:
-        raise ExplainerError("No token rows to draw.")
-    if scale is None:
-        scales = scale_for([r.scores[~r.special_mask()] for r in rows], "shared" if shared else "per_map", signed, quantity="score")
-    elif isinstance(scale, Scale):
-        scales = [scale] * len(rows)
-    else:
-        scales = list(scale)
-        if len(scales) != len(rows):
-            raise ExplainerError(f"Got {len(scales)} scales for {len(rows)} token rows.")
+    scales = row_scales(rows, scale, shared, signed)
     n_lines = [wrap_tokens(r.tokens, width)[0].max() + 1 if r.tokens else 1 for r in rows]
     heights = [n * LINE_PX for n in n_lines]
     plot_px = sum(heights) + ROW_TITLE_PX * (len(rows) - 1)
@@ -205,6 +210,31 @@ def _token_axis(tokens: Sequence[str]) -> dict:
                 showgrid=False, zeroline=False)
 
 
+def layers_tokens_values(
+    scores: np.ndarray,
+    tokens: Sequence[str],
+    layer_labels: Sequence[str] | None,
+    normalise: Literal["global", "row"],
+    signed: bool | None,
+) -> tuple[np.ndarray, list[str], np.ndarray, Scale]:
+    """(raw scores, layer labels, the values drawn, their Scale) of a layers x tokens heatmap;
+    shared by :func:`layers_tokens_heatmap` and its PNG twin."""
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 2 or s.shape[1] != len(tokens):
+        raise ExplainerError(f"Expected scores of shape (layers, {len(tokens)}), got {s.shape}.")
+    labels = list(layer_labels) if layer_labels is not None else [f"layer {i + 1}" for i in range(s.shape[0])]
+    if len(labels) != s.shape[0]:
+        raise ExplainerError(f"Got {len(labels)} layer labels for {s.shape[0]} layers.")
+    is_signed = bool(np.nanmin(s, initial=0.0) < 0) if signed is None else signed
+    if normalise == "row":
+        sc = Scale(-1.0 if is_signed else 0.0, 1.0, DIVERGING if is_signed else SEQUENTIAL, is_signed,
+                   "score / row peak\n" + ("red + / blue −" if is_signed else "per-row scale"))
+        return s, labels, normalise_rows(s, is_signed), sc
+    if normalise == "global":
+        return s, labels, s, scale_for([s], "shared", is_signed, quantity="score")[0]
+    raise ExplainerError(f"Unknown normalisation {normalise!r}; choose 'global' or 'row'.")
+
+
 def layers_tokens_heatmap(
     scores: np.ndarray,
     tokens: Sequence[str],
@@ -219,22 +249,7 @@ def layers_tokens_heatmap(
     where each layer looks; ``"global"`` keeps one scale for all. Hover always shows the raw
     score with its layer and token. ``signed=None`` detects sign from the data.
     """
-    s = np.asarray(scores, dtype=float)
-    if s.ndim != 2 or s.shape[1] != len(tokens):
-        raise ExplainerError(f"Expected scores of shape (layers, {len(tokens)}), got {s.shape}.")
-    labels = list(layer_labels) if layer_labels is not None else [f"layer {i + 1}" for i in range(s.shape[0])]
-    if len(labels) != s.shape[0]:
-        raise ExplainerError(f"Got {len(labels)} layer labels for {s.shape[0]} layers.")
-    is_signed = bool(np.nanmin(s, initial=0.0) < 0) if signed is None else signed
-    if normalise == "row":
-        z = normalise_rows(s, is_signed)
-        sc = Scale(-1.0 if is_signed else 0.0, 1.0, DIVERGING if is_signed else SEQUENTIAL, is_signed,
-                   "score / row peak\n" + ("red + / blue −" if is_signed else "per-row scale"))
-    elif normalise == "global":
-        z = s
-        sc = scale_for([s], "shared", is_signed, quantity="score")[0]
-    else:
-        raise ExplainerError(f"Unknown normalisation {normalise!r}; choose 'global' or 'row'.")
+    s, labels, z, sc = layers_tokens_values(scores, tokens, layer_labels, normalise, signed)
     tok = [html.escape(t) for t in tokens]
     custom = [[[labels[i], tok[j], s[i, j]] for j in range(s.shape[1])] for i in range(s.shape[0])]
     fig = go.Figure(

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from explainers.text import attention_weights, rollout
-from figures.export import to_html
+from figures.export import layers_tokens_png, to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
 from ui.guard import panel
 from ui.text_inputs import choose_text_model, prepare_checked
@@ -69,12 +69,17 @@ def run() -> None:
                 st.error(result.error)
                 continue
             kind = "predicted" if target == predicted else "other class"
-            fig = layers_tokens_heatmap(result.attribution.scores, result.attribution.tokens, layer_labels(result),
-                                        normalise=normalise, signed=signed,
-                                        title=f"{model.labels[target]} ({kind}, {probs[target]:.1%})")
+            heatmap = dict(scores=result.attribution.scores, tokens=result.attribution.tokens,
+                           layer_labels=layer_labels(result), normalise=normalise, signed=signed,
+                           title=f"{model.labels[target]} ({kind}, {probs[target]:.1%})")
+            fig = layers_tokens_heatmap(**heatmap)
             st.plotly_chart(fig, key=f"bl_layers_{kind}")
-            st.download_button("As HTML", lambda fig=fig: to_html(fig), f"layers_{model.labels[target]}.html",
-                               "text/html", key=f"bl_dl_{kind}", on_click="ignore")
+            html_col, png_col = st.columns(2)
+            html_col.download_button("As HTML", lambda fig=fig: to_html(fig), f"layers_{model.labels[target]}.html",
+                                     "text/html", key=f"bl_dl_{kind}", on_click="ignore")
+            png_col.download_button("As PNG", lambda heatmap=heatmap: layers_tokens_png(**heatmap),
+                                    f"layers_{model.labels[target]}.png", "image/png", key=f"bl_png_{kind}",
+                                    on_click="ignore")
             if target == predicted:
                 cls_note(result)
 

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from explainers.text import text_methods
-from figures.export import to_html
+from figures.export import to_html, token_rows_png
 from figures.image import topk_bar
 from figures.text import TokenRow, token_heatmap_rows
 from ui.guard import panel
@@ -83,13 +83,15 @@ def facts(result: TextResult) -> str:
     return " · ".join(parts)
 
 
-def show_downloads(fig, results: list[TextResult], prefix: str) -> None:
+def show_downloads(fig, png, results: list[TextResult], prefix: str) -> None:
+    """HTML and PNG of the heatmaps (``png``: a zero-argument builder, run on click), scores as CSV/JSON."""
     table = scores_table(results)
     header = list(table[0])
     csv = "\n".join([",".join(header)] + [",".join(json.dumps(row[h]) for h in header) for row in table])
-    a, b, c = st.columns(3)
+    a, p, b, c = st.columns(4)
     a.download_button("Heatmaps as HTML", lambda: to_html(fig), f"{prefix}.html", "text/html",
                       key=f"{prefix}_dl_html", on_click="ignore")
+    p.download_button("Heatmaps as PNG", png, f"{prefix}.png", "image/png", key=f"{prefix}_dl_png", on_click="ignore")
     b.download_button("Scores as CSV", csv, f"{prefix}.csv", "text/csv", key=f"{prefix}_dl_csv", on_click="ignore")
     c.download_button("Scores as JSON", json.dumps(table, indent=1), f"{prefix}.json", "application/json",
                       key=f"{prefix}_dl_json", on_click="ignore")
@@ -128,21 +130,27 @@ def run() -> None:
     options = {"integrated_gradients": {"n_steps": steps, "baseline": baseline}}
 
     with panel("The token heatmaps"):
-        results = [explain(shared, prep, m, target, options.get(m, {})) for m in methods]
+        slot = st.empty()
+
+        def ig_progress(done: int, total: int) -> None:
+            slot.progress(done / max(total, 1), text=f"Integrated Gradients: {done}/{total} steps")
+
+        results = [explain(shared, prep, m, target, options.get(m, {}), progress=ig_progress) for m in methods]
+        slot.empty()
         for failed in [r for r in results if r.error]:
             st.error(f"{LABELS[failed.method]}: {failed.error}")
         good = [r for r in results if r.attribution is not None]
         if good:
             signed = [r.method in SIGNED for r in good]
-            fig = token_heatmap_rows(rows_for(good, words), shared=shared_scale,
-                                     signed=any(signed) if shared_scale else None, width=width)
+            layout = dict(shared=shared_scale, signed=any(signed) if shared_scale else None, width=width)
+            fig = token_heatmap_rows(rows_for(good, words), **layout)
             st.plotly_chart(fig, key="txt_heatmaps")
             if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
                          help="Replaces tokens by [PAD] in order of importance and measures the class probability."):
                 score_results(shared, prep, good, target)
             for r in good:
                 st.caption(facts(r))
-            show_downloads(fig, good, "txt")
+            show_downloads(fig, lambda: token_rows_png(rows_for(good, words), **layout), good, "txt")
             export_report_button(lambda: [text_report_section(model, text, probs, good, [("Token heatmaps", fig)])],
                                  title="Text", key="txt_report")
 
@@ -160,6 +168,8 @@ def run() -> None:
                 rows = rows_for(pair, words)
                 rows = [TokenRow(f"“{t}”", r.tokens, r.scores, r.words, r.special) for t, r in zip((first_text, other), rows)]
                 st.plotly_chart(token_heatmap_rows(rows, shared=True, width=width), key="txt_compare")
+                st.download_button("Comparison as PNG", lambda: token_rows_png(rows, shared=True, width=width),
+                                   "comparison.png", "image/png", key="txt_compare_png", on_click="ignore")
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
 
 

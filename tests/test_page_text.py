@@ -49,6 +49,8 @@ def test_cnn_page_shows_every_method_and_facts(cnn_app):
     for label in ["Integrated Gradients", "Saliency", "Gradient x input", "Grad-CAM (text CNN)"]:
         assert label in titles
     assert any("convergence delta" in c.value for c in cnn_app.caption)
+    labels = {b.proto.label for b in cnn_app.get("download_button")}
+    assert {"Heatmaps as HTML", "Heatmaps as PNG", "Scores as CSV", "Scores as JSON", "Comparison as PNG"} <= labels
 
 
 def test_display_toggles_run_no_model_pass(cnn_app):
@@ -98,6 +100,7 @@ def test_bundled_bert_page_and_layers():
     specs = plotly_specs(layers)
     assert {"bl_layers_predicted", "bl_layers_other class", "bl_attention_map", "bl_rollout"} <= set(specs)
     assert len(specs["bl_layers_predicted"]["layout"]["yaxis"]["ticktext"]) == 6
+    assert {"As HTML", "As PNG"} <= {b.proto.label for b in layers.get("download_button")}
     with ForwardCounter() as counter:
         layers.radio(key="bl_normalise").set_value("global").run()
         layers.slider(key="bl_att_head").set_value(3).run()

@@ -148,6 +148,19 @@ def test_integrated_gradients_chunking_changes_nothing_and_completes(english):
     assert abs(one_chunk.extras["delta"]) < 1e-2 * np.abs(one_chunk.scores).sum()
 
 
+def test_integrated_gradients_reports_progress_without_changing_the_scores(english):
+    model, tokenizer = english
+    seen: list[tuple[int, int]] = []
+    tracked = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", n_steps=6, memory_mb=1e-6,
+                           progress=lambda done, total: seen.append((done, total)))
+    plain = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", n_steps=6, memory_mb=1e-6)
+    assert seen == [(i, 6) for i in range(1, 7)]
+    np.testing.assert_array_equal(tracked.scores, plain.scores)
+    assert "progress" not in tracked.options
+    with pytest.raises(ExplainerError, match="progress must be None or a callable"):
+        explain_text(model, tokenizer, SENTENCE, "integrated_gradients", progress=3)
+
+
 @pytest.mark.parametrize("method, multiply", [("saliency", False), ("grad_x_input", True)])
 def test_gradient_methods_match_captum(english, method, multiply):
     model, tokenizer = english

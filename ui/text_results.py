@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,10 @@ def probabilities(prep: PreparedText) -> np.ndarray:
     return prep.logits.softmax(-1)[0].numpy()
 
 
-def explain(shared: Shared, prep: PreparedText, method: str, target: int, options: dict[str, Any]) -> TextResult:
-    """One method on one prepared text, from the session cache or computed now."""
+def explain(shared: Shared, prep: PreparedText, method: str, target: int, options: dict[str, Any],
+            progress: Callable[[int, int], None] | None = None) -> TextResult:
+    """One method on one prepared text, from the session cache or computed now (``progress``, for
+    IG, is not part of the cache key)."""
     store = _session("text_results")
     key = (shared.model.name, prep.text, target, method, tuple(sorted(options.items())))
     if key not in store:
@@ -67,7 +70,9 @@ def explain(shared: Shared, prep: PreparedText, method: str, target: int, option
         started = time.perf_counter()
         try:
             with shared.lock:
-                attribution = explain_text(shared.model.net, shared.model.tokenizer, prep, method, target, **options)
+                extra = {"progress": progress} if progress is not None and method == "integrated_gradients" else {}
+                attribution = explain_text(shared.model.net, shared.model.tokenizer, prep, method, target,
+                                           **options, **extra)
             store[key] = TextResult(method, attribution, time.perf_counter() - started)
         except ExplainerError as err:
             store[key] = TextResult(method, error=str(err))
