@@ -267,5 +267,8 @@ def _cam_attribution(
 
 
 def _with_options(attribution: Attribution, opts: dict[str, Any]) -> Attribution:
+    """Record the options used, and flag items whose map is zero everywhere (``extras["all_zero"]``,
+    a bool per item: e.g. IG when the image equals its baseline), so callers can say so plainly."""
     attribution.options = dict(opts)
+    attribution.extras["all_zero"] = ~attribution.maps.flatten(1).any(dim=1)
     return attribution

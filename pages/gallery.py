@@ -17,7 +17,7 @@ from ui.image_results import SIGNED, VARIANTS, cached_predictions
 from ui.report_button import export_report_button, image_report_section
 from ui.resources import image_model
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "zip"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"]
 DEFAULT_VARIANTS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
 OPTIONS = {
     "integrated_gradients": {"steps": 50, "baseline": "zero", "seed": 0},

@@ -28,7 +28,7 @@ from ui.image_results import (
 from ui.report_button import export_report_button, image_report_section
 from ui.resources import Shared, digest, image_model, image_model_from_upload
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth"]
 DEFAULT_VARIANTS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
 COLORSCALES = ["Inferno", "Viridis", "Jet", "Hot", "Greys"]
@@ -65,7 +65,7 @@ def choose_image() -> tuple[str, bytes | None]:
     if source == "Sample":
         name = st.selectbox("Sample photo", models.sample_names(), key="img_sample")
         return f"sample:{name}", None
-    upload = st.file_uploader("Your image (PNG, JPEG, WebP, BMP)", type=UPLOAD_TYPES, key="img_upload")
+    upload = st.file_uploader("Your image (PNG, JPEG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="img_upload")
     if upload is None:
         st.info("Upload an image to explain it.")
         st.stop()
@@ -204,6 +204,9 @@ def facts(result: MapResult, labels: list[str]) -> str:
     if result.error:
         return f"**{spec.label}** for *{labels[result.target]}*: :red[{result.error}]"
     parts = [f"**{spec.label}**", f"target *{labels[result.target]}*"]
+    if result.extras.get("all_zero"):
+        parts.append(":orange-badge[zero everywhere] no pixel changes this method's score here (e.g. the image "
+                     "equals the baseline, or its gradients vanish): the map is blank, not broken")
     if result.extras.get("precision") == "bfloat16":
         parts.append(":violet-badge[fast mode: bfloat16]")
     if result.layer:
