@@ -1,4 +1,6 @@
-"""``python -m bench [--quick] [--threads N] [--only SUBSTRING]``: run every case, write results/latest.md."""
+"""``python -m bench [--quick] [--threads N] [--only SUBSTRING]``: run every case, write results/latest.md
+and the same results as a Plotly chart, results/latest.html. ``python -m bench --chart X.md`` redraws
+X.html from an existing table."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from pathlib import Path
 import torch
 
 import bench
-from bench.harness import markdown, run_case
+from bench.harness import markdown, parse_markdown, run_case
+from figures.benchmarks import ratio_chart
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -24,6 +27,12 @@ def discover(quick: bool):
         if info.name.startswith("cases_"):
             module = importlib.import_module(f"bench.{info.name}")
             yield from module.cases(quick)
+
+
+def write_chart(rows: list, table: Path) -> None:
+    """``table``'s chart as X.html beside it; plotly.min.js is written once into that folder
+    (``include_plotlyjs="directory"``), so the charts open offline without a copy each."""
+    ratio_chart(rows).write_html(table.with_suffix(".html"), include_plotlyjs="directory", include_mathjax=False)
 
 
 def write(args: argparse.Namespace, rows: list, notes: list[str], started: float) -> None:
@@ -37,6 +46,7 @@ def write(args: argparse.Namespace, rows: list, notes: list[str], started: float
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(rows, header, notes))
+    write_chart(rows, args.out)
 
 
 def main() -> None:
@@ -45,7 +55,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for every case")
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
+    parser.add_argument("--chart", type=Path, help="only redraw this table's chart (X.md -> X.html)")
     args = parser.parse_args()
+    if args.chart:
+        write_chart(parse_markdown(args.chart.read_text()), args.chart)
+        return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

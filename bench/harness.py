@@ -78,3 +78,16 @@ def markdown(rows: list[Row], header: str, notes: list[str]) -> str:
         )
     lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def parse_markdown(text: str) -> list[Row]:
+    """The rows of a table written by :func:`markdown` (to redraw a chart without re-running)."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 7 or not cells[2].replace(".", "", 1).isdigit():
+            continue
+        low, high = (float(v) for v in cells[4].split("-"))
+        q1, q3 = (float(v) for v in cells[5].split("-"))
+        rows.append(Row(cells[0], cells[1], float(cells[2]) / 1000, float(cells[3]), low, high, q1, q3, cells[6]))
+    return rows
