@@ -204,7 +204,7 @@ def load_text_model(name_or_path: str | Path, attn_implementation: str | None = 
     key = str(name_or_path)
     if key in _BUNDLED:
         return _BUNDLED[key][1](attn_implementation)
-    path = Path(name_or_path).expanduser()
+    path = Path(name_or_path).expanduser().resolve()
     if path.is_dir():
         return _load_hf_dir(path, attn_implementation)
     raise ExplainerError(
