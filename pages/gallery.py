@@ -20,7 +20,7 @@ from ui.resources import image_model
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"]
 DEFAULT_VARIANTS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
 OPTIONS = {
-    "integrated_gradients": {"steps": 50, "baseline": "zero", "seed": 0},
+    "integrated_gradients": {"steps": 50, "baseline": "zero", "seed": 0, "tolerance": 0.01, "max_steps": 400},
     "smoothgrad": {"samples": 25, "noise_level": 0.15, "seed": 0},
     "smooth_grad_cam_plus_plus": {"samples": 25, "noise_level": 0.15, "seed": 0},
 }

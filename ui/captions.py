@@ -22,7 +22,9 @@ METHOD_CAPTIONS: dict[str, str] = {
     ),
     "smooth_grad_cam_plus_plus": (
         "**Smooth Grad-CAM++** averages Grad-CAM++ over noisy copies of the photo, giving steadier, "
-        "less speckled maps. Slower: one pass per noisy copy."
+        "less speckled maps. Slower: one pass per noisy copy. On a layer followed only by global "
+        "pooling and a linear head (such as the bundled model's default layer) the layer's gradients do "
+        "not depend on the photo, so it equals Grad-CAM++ exactly there."
     ),
     "saliency": (
         "**Saliency** shows, pixel by pixel, how much a tiny change in that pixel would change the "

@@ -36,6 +36,7 @@ def maps(shared: Shared, x: torch.Tensor, context: tuple, methods: Sequence[str]
     """Each method's (H, W) map at default options (noise seed 0) for ``target``."""
     def compute() -> dict[str, np.ndarray]:
         options = {m: {"seed": 0} for m in ("smoothgrad", "smooth_grad_cam_plus_plus", "integrated_gradients")}
+        options["integrated_gradients"]["max_steps"] = 400  # as the Images page: adaptive, at most 400 passes
         with shared.lock:
             found = image_maps(shared.model.net, x, methods, target, shared.model.default_layer,
                                {m: o for m, o in options.items() if m in methods})
