@@ -7,6 +7,8 @@ Chrome download, neither available offline here.
 
 from __future__ import annotations
 
+import csv
+import functools
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -23,7 +25,14 @@ from explainers.errors import ExplainerError  # noqa: E402
 from figures.image import as_rgb_uint8  # noqa: E402
 from figures.scales import Scale, colour_stops, distinct, resolve_grid_scales  # noqa: E402
 from figures.style import SPECIAL_TOKEN_COLOUR  # noqa: E402
-from figures.text import TokenRow, layers_tokens_values, row_scales, text_colours, wrap_tokens  # noqa: E402
+from figures.text import (  # noqa: E402
+    MUTED_TEXT_COLOUR,
+    TokenRow,
+    layers_tokens_values,
+    row_scales,
+    text_colours,
+    wrap_tokens,
+)
 
 HEADER_PX = 40
 FOOTER_PX = 16
@@ -44,6 +53,18 @@ def maps_npz(maps: Mapping[str, np.ndarray], meta: Mapping | None = None) -> byt
     buf = io.BytesIO()
     np.savez_compressed(buf, **{str(k): np.asarray(v) for k, v in maps.items()},
                         meta=np.array(json.dumps(dict(meta or {}), default=str)))
+    return buf.getvalue()
+
+
+def records_csv(records: Sequence[Mapping]) -> str:
+    """CSV text of records sharing the first one's keys (a header line, then one line per record),
+    quoted by the csv module so tokens with commas, quotes or line breaks survive a round trip."""
+    if not records:
+        raise ExplainerError("There are no scores to write.")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
     return buf.getvalue()
 
 
@@ -71,6 +92,19 @@ def grid_png_size(
     return width, HEADER_PX + rows * cell_height(cell_px, image_hw) + FOOTER_PX
 
 
+def _plain_text(build):
+    """Run a PNG builder with mathtext off: a '$' in a token, title or file name is drawn as typed
+    (an unbalanced '$\\x$' would otherwise raise when the figure is drawn)."""
+
+    @functools.wraps(build)
+    def wrapped(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return build(*args, **kwargs)
+
+    return wrapped
+
+
+@_plain_text
 def grid_png(
     img: np.ndarray,
     maps: Sequence[Sequence[np.ndarray | None]],
@@ -152,19 +186,20 @@ def _colorbar(fig: plt.Figure, cax: plt.Axes, scale: Scale) -> None:
     bar.set_label(scale.label.replace("\n", ", "), fontsize=8)
 
 
+@_plain_text
 def token_rows_png(
     rows: Sequence[TokenRow],
     scale: Scale | Sequence[Scale] | None = None,
     shared: bool = True,
-    signed: bool | None = None,
+    signed: bool | Sequence[bool] | None = None,
     width: int = 80,
 ) -> bytes:
     """PNG bytes of token heatmap rows (the static twin of :func:`figures.text.token_heatmap_rows`):
-    same wrapping, scales, colours and special-token grey; a colour bar per distinct scale."""
+    same wrapping, scales, colours, special-token grey and row notes; a colour bar per distinct scale."""
     rows = [r.checked() for r in rows]
     scales = row_scales(rows, scale, shared, signed)
     layouts = [wrap_tokens(r.tokens, width) for r in rows]
-    heights = [TOKEN_TITLE_PX + (int(lines.max()) + 1 if len(lines) else 1) * TOKEN_LINE_PX for lines, _, _ in layouts]
+    heights = [TOKEN_TITLE_PX + r.lines(width) * TOKEN_LINE_PX for r in rows]
     text_px = width * TOKEN_CHAR_PX
     total_w, total_h = MARGIN_PX * 2 + text_px + COLORBAR_STRIP_PX, sum(heights) + 2 * MARGIN_PX
     dpi = 100
@@ -183,7 +218,9 @@ def token_rows_png(
             face = SPECIAL_TOKEN_COLOUR if special[i] else cmap(t)
             ax.add_patch(plt.Rectangle((starts[i], lines[i] - 0.41), widths[i] - 0.15, 0.82, facecolor=face, linewidth=0))
             ax.text(starts[i] + (widths[i] - 0.15) / 2, lines[i], token, ha="center", va="center", fontsize=10,
-                    color="#52606d" if special[i] else ink[i], family="DejaVu Sans")
+                    color=MUTED_TEXT_COLOUR if special[i] else ink[i], family="DejaVu Sans")
+        if row.note:
+            ax.text(0, row.token_lines(width), row.note, fontsize=9, va="center", color=MUTED_TEXT_COLOUR)
         top += height
     top = MARGIN_PX
     for i, (sc, height) in enumerate(zip(scales, heights)):
@@ -198,6 +235,7 @@ def token_rows_png(
     return _png(fig)
 
 
+@_plain_text
 def layers_tokens_png(
     scores: np.ndarray,
     tokens: Sequence[str],

@@ -25,6 +25,8 @@ from figures.style import SPECIAL_TOKEN_COLOUR, apply_style
 LINE_PX = 30
 ROW_TITLE_PX = 34
 COLORBAR_PX = 150
+MUTED_TEXT_COLOUR = "#52606d"
+"""Grey for the text of special tokens and row notes."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,8 @@ class TokenRow:
     """One row of a token heatmap: a method's (or a text's) scores over its tokens.
 
     ``words[i]`` is the word token ``i`` belongs to (shown on hover); ``special[i]`` marks
-    tokens such as [CLS]/[SEP], drawn grey and left out of automatic scales.
+    tokens such as [CLS]/[SEP], drawn grey and left out of automatic scales; ``note`` (e.g.
+    IG's convergence delta) is written on a line of its own under the row's tokens.
     """
 
     title: str
@@ -40,6 +43,7 @@ class TokenRow:
     scores: np.ndarray
     words: Sequence[str] | None = None
     special: Sequence[bool] | None = None
+    note: str = ""
 
     def checked(self) -> TokenRow:
         """Validated copy with ``scores`` as a float (T,) array."""
@@ -47,10 +51,18 @@ class TokenRow:
         n = len(self.tokens)
         if s.size != n or (self.words is not None and len(self.words) != n) or (self.special is not None and len(self.special) != n):
             raise ExplainerError(f"Row {self.title!r}: tokens, scores, words and special flags must have the same length.")
-        return TokenRow(self.title, list(self.tokens), s, self.words, self.special)
+        return TokenRow(self.title, list(self.tokens), s, self.words, self.special, self.note)
 
     def special_mask(self) -> np.ndarray:
         return np.zeros(len(self.tokens), bool) if self.special is None else np.asarray(self.special, bool)
+
+    def token_lines(self, width: int) -> int:
+        """Lines the tokens take when wrapped at ``width`` characters (at least 1)."""
+        return int(wrap_tokens(self.tokens, width)[0].max()) + 1 if len(self.tokens) else 1
+
+    def lines(self, width: int) -> int:
+        """Lines the row takes: its tokens, plus one for the note."""
+        return self.token_lines(width) + bool(self.note)
 
 
 def wrap_tokens(tokens: Sequence[str], width: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +94,7 @@ def text_colours(values: np.ndarray, scale: Scale) -> list[str]:
     return ["#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#ffffff" for r, g, b in rgb]
 
 
-def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> tuple[list[go.Bar], int]:
+def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> list[go.Bar]:
     lines, starts, widths = wrap_tokens(row.tokens, width)
     special = row.special_mask()
     shown = [html.escape(t) for t in row.tokens]
@@ -111,18 +123,20 @@ def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> tupl
                 textposition="inside",
                 insidetextanchor="middle",
                 textangle=0,
-                textfont=dict(color="#52606d" if is_special else text_colours(row.scores[mask], scale)),
+                textfont=dict(color=MUTED_TEXT_COLOUR if is_special else text_colours(row.scores[mask], scale)),
                 customdata=custom[mask],
                 hovertemplate=hover,
                 showlegend=False,
             )
         )
-    return traces, int(lines.max()) + 1 if len(lines) else 1
+    return traces
 
 
-def row_scales(rows: Sequence[TokenRow], scale: Scale | Sequence[Scale] | None, shared: bool, signed: bool | None) -> list[Scale]:
+def row_scales(rows: Sequence[TokenRow], scale: Scale | Sequence[Scale] | None, shared: bool,
+               signed: bool | Sequence[bool] | None) -> list[Scale]:
     """One :class:`Scale` per row: ``scale`` as given (one for all, or one each), or computed from
-    the rows' non-special scores (one shared scale if ``shared``, else one per row)."""
+    the rows' non-special scores (one shared scale if ``shared``, else one per row; ``signed``:
+    ``None`` detects it from the data, a bool applies to all rows, a sequence is per row)."""
     if not rows:
         raise ExplainerError("No token rows to draw.")
     if scale is None:
@@ -138,21 +152,20 @@ def token_heatmap_rows(
     rows: Sequence[TokenRow],
     scale: Scale | Sequence[Scale] | None = None,
     shared: bool = True,
-    signed: bool | None = None,
+    signed: bool | Sequence[bool] | None = None,
     width: int = 80,
     title: str | None = None,
 ) -> go.Figure:
     """Rows of token heatmaps stacked vertically (methods one per row, or two texts to compare).
 
     Each row reads like text: tokens in order, wrapped at ``width`` characters, each a box
-    coloured by its score; hover = token, word, raw score. ``scale``: one :class:`Scale` for
-    all rows, one per row, or ``None`` to compute one from the non-special scores (one
-    shared scale if ``shared``, else one per row; ``signed`` as in :func:`scale_for`).
+    coloured by its score; hover = token, word, raw score; the row's note on a line below.
+    ``scale``: one :class:`Scale` for all rows, one per row, or ``None`` to compute one from
+    the non-special scores (:func:`row_scales`).
     """
     rows = [r.checked() for r in rows]
     scales = row_scales(rows, scale, shared, signed)
-    n_lines = [wrap_tokens(r.tokens, width)[0].max() + 1 if r.tokens else 1 for r in rows]
-    heights = [n * LINE_PX for n in n_lines]
+    heights = [r.lines(width) * LINE_PX for r in rows]
     plot_px = sum(heights) + ROW_TITLE_PX * (len(rows) - 1)
     fig = make_subplots(
         rows=len(rows), cols=1, row_heights=heights, vertical_spacing=ROW_TITLE_PX / plot_px if len(rows) > 1 else 0,
@@ -161,10 +174,9 @@ def token_heatmap_rows(
     one_scale = len({id(s) for s in scales}) == 1
     for i, (row, sc) in enumerate(zip(rows, scales)):
         axis = "coloraxis" if one_scale or i == 0 else f"coloraxis{i + 1}"
-        traces, lines = _row_traces(row, sc, axis, width)
-        for tr in traces:
+        for tr in _row_traces(row, sc, axis, width):
             fig.add_trace(tr, row=i + 1, col=1)
-        fig.update_yaxes(range=[lines - 0.5, -0.5], row=i + 1, col=1)
+        fig.update_yaxes(range=[row.lines(width) - 0.5, -0.5], row=i + 1, col=1)
         if one_scale and i > 0:
             continue
         if one_scale:
@@ -176,6 +188,10 @@ def token_heatmap_rows(
     fig.update_xaxes(visible=False, range=[0, width], fixedrange=True)
     fig.update_yaxes(visible=False, fixedrange=True)
     fig.update_annotations(font_size=13, x=0, xanchor="left")
+    for i, row in enumerate(rows):
+        if row.note:
+            fig.add_annotation(x=0, y=row.token_lines(width), xanchor="left", text=html.escape(row.note),
+                               showarrow=False, font=dict(size=11, color=MUTED_TEXT_COLOUR), row=i + 1, col=1)
     fig.update_layout(barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
     top, bottom = ROW_TITLE_PX + (45 if title else 0), max(10, COLORBAR_PX - plot_px + 10)
     apply_style(fig, title, height=plot_px + top + bottom)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 
 from explainers.text import attention_weights, rollout
-from figures.export import layers_tokens_png, to_html
+from figures.export import layers_tokens_png, records_csv, to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
 from ui.guard import panel
 from ui.text_inputs import choose_text_model, prepare_checked
@@ -21,6 +23,14 @@ def layer_labels(result: TextResult) -> list[str]:
     """'embeddings', 'layer 1', ... from the layer module names."""
     return ["embeddings" if name.endswith("embeddings") else f"layer {int(name.rsplit('.', 1)[-1]) + 1}"
             for name in result.attribution.layers]
+
+
+def layer_table(result: TextResult, class_name: str) -> list[dict]:
+    """Every (layer, token) score of a per-layer Grad-CAM with its token, for the CSV / JSON downloads."""
+    a = result.attribution
+    return [{"class": class_name, "layer": label, "index": j, "token": token, "special": bool(a.special[j]),
+             "score": float(a.scores[i, j])}
+            for i, label in enumerate(layer_labels(result)) for j, token in enumerate(a.tokens)]
 
 
 def cls_note(result: TextResult) -> None:
@@ -74,12 +84,16 @@ def run() -> None:
                            title=f"{model.labels[target]} ({kind}, {probs[target]:.1%})")
             fig = layers_tokens_heatmap(**heatmap)
             st.plotly_chart(fig, key=f"bl_layers_{kind}")
-            html_col, png_col = st.columns(2)
-            html_col.download_button("As HTML", lambda fig=fig: to_html(fig), f"layers_{model.labels[target]}.html",
+            name, table = f"layers_{model.labels[target]}", layer_table(result, model.labels[target])
+            html_col, png_col, csv_col, json_col = st.columns(4)
+            html_col.download_button("As HTML", lambda fig=fig: to_html(fig), f"{name}.html",
                                      "text/html", key=f"bl_dl_{kind}", on_click="ignore")
             png_col.download_button("As PNG", lambda heatmap=heatmap: layers_tokens_png(**heatmap),
-                                    f"layers_{model.labels[target]}.png", "image/png", key=f"bl_png_{kind}",
-                                    on_click="ignore")
+                                    f"{name}.png", "image/png", key=f"bl_png_{kind}", on_click="ignore")
+            csv_col.download_button("As CSV", records_csv(table), f"{name}.csv", "text/csv", key=f"bl_csv_{kind}",
+                                    on_click="ignore", help="The scores per layer and token")
+            json_col.download_button("As JSON", json.dumps(table, indent=1), f"{name}.json", "application/json",
+                                     key=f"bl_json_{kind}", on_click="ignore", help="The scores per layer and token")
             if target == predicted:
                 cls_note(result)
 

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
 from explainers.text import text_methods
-from figures.export import to_html, token_rows_png
+from figures.export import records_csv, to_html, token_rows_png
 from figures.image import topk_bar
 from figures.text import TokenRow, token_heatmap_rows
 from ui.guard import panel
 from ui.report_button import export_report_button, text_report_section
 from ui.text_inputs import choose_text_model, prepare_checked
 from ui.evaluation_results import score_caption
-from ui.text_results import LABELS, SIGNED, TextResult, explain, prepared, probabilities, score_results, text_runs
+from ui.text_results import (
+    LABELS,
+    SIGNED,
+    TextResult,
+    explain,
+    ig_progress,
+    prepared,
+    probabilities,
+    score_results,
+    text_runs,
+)
 
 EXAMPLES = {
     "Positive": "A warm, funny and beautifully acted film that I would happily watch again.",
@@ -47,15 +58,19 @@ def choose_text() -> str:
 
 
 def rows_for(results: list[TextResult], words: bool) -> list[TokenRow]:
-    """One heatmap row per method: subword tokens (special ones marked) or merged words."""
+    """One heatmap row per method: subword tokens (special ones marked) or merged words; IG's
+    convergence delta as the row's note."""
     rows = []
     for result in results:
         a = result.attribution
+        note = (f"Convergence delta {a.extras['delta']:+.4f} (sum of scores minus the score difference "
+                "from the baseline)") if "delta" in a.extras else ""
         if words:
-            rows.append(TokenRow(LABELS[result.method], a.words, a.word_scores, words=a.words))
+            rows.append(TokenRow(LABELS[result.method], a.words, a.word_scores, words=a.words, note=note))
         else:
             words_of = [a.words[i] if i >= 0 else "(special)" for i in a.token_word]
-            rows.append(TokenRow(LABELS[result.method], a.tokens, a.scores, words=words_of, special=a.special))
+            rows.append(TokenRow(LABELS[result.method], a.tokens, a.scores, words=words_of, special=a.special,
+                                 note=note))
     return rows
 
 
@@ -74,8 +89,6 @@ def scores_table(results: list[TextResult]) -> list[dict]:
 def facts(result: TextResult) -> str:
     a = result.attribution
     parts = [f"**{LABELS[result.method]}**", f"{result.seconds * 1000:.0f} ms"]
-    if "delta" in a.extras:
-        parts.append(f"convergence delta {a.extras['delta']:+.4f} (sum of scores minus the score difference)")
     if a.extras.get("target_independent"):
         parts.append("does not depend on the target class")
     if result.faithfulness is not None:
@@ -86,13 +99,11 @@ def facts(result: TextResult) -> str:
 def show_downloads(fig, png, results: list[TextResult], prefix: str) -> None:
     """HTML and PNG of the heatmaps (``png``: a zero-argument builder, run on click), scores as CSV/JSON."""
     table = scores_table(results)
-    header = list(table[0])
-    csv = "\n".join([",".join(header)] + [",".join(json.dumps(row[h]) for h in header) for row in table])
     a, p, b, c = st.columns(4)
     a.download_button("Heatmaps as HTML", lambda: to_html(fig), f"{prefix}.html", "text/html",
                       key=f"{prefix}_dl_html", on_click="ignore")
     p.download_button("Heatmaps as PNG", png, f"{prefix}.png", "image/png", key=f"{prefix}_dl_png", on_click="ignore")
-    b.download_button("Scores as CSV", csv, f"{prefix}.csv", "text/csv", key=f"{prefix}_dl_csv", on_click="ignore")
+    b.download_button("Scores as CSV", records_csv(table), f"{prefix}.csv", "text/csv", key=f"{prefix}_dl_csv", on_click="ignore")
     c.download_button("Scores as JSON", json.dumps(table, indent=1), f"{prefix}.json", "application/json",
                       key=f"{prefix}_dl_json", on_click="ignore")
 
@@ -130,19 +141,13 @@ def run() -> None:
     options = {"integrated_gradients": {"n_steps": steps, "baseline": baseline}}
 
     with panel("The token heatmaps"):
-        slot = st.empty()
-
-        def ig_progress(done: int, total: int) -> None:
-            slot.progress(done / max(total, 1), text=f"Integrated Gradients: {done}/{total} steps")
-
-        results = [explain(shared, prep, m, target, options.get(m, {}), progress=ig_progress) for m in methods]
-        slot.empty()
+        with ig_progress() as progress:
+            results = [explain(shared, prep, m, target, options.get(m, {}), progress) for m in methods]
         for failed in [r for r in results if r.error]:
             st.error(f"{LABELS[failed.method]}: {failed.error}")
         good = [r for r in results if r.attribution is not None]
         if good:
-            signed = [r.method in SIGNED for r in good]
-            layout = dict(shared=shared_scale, signed=any(signed) if shared_scale else None, width=width)
+            layout = dict(shared=shared_scale, signed=[r.method in SIGNED for r in good], width=width)
             fig = token_heatmap_rows(rows_for(good, words), **layout)
             st.plotly_chart(fig, key="txt_heatmaps")
             if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
@@ -150,7 +155,8 @@ def run() -> None:
                 score_results(shared, prep, good, target)
             for r in good:
                 st.caption(facts(r))
-            show_downloads(fig, lambda: token_rows_png(rows_for(good, words), **layout), good, "txt")
+            show_downloads(fig, lambda rows=rows_for(good, words), layout=layout: token_rows_png(rows, **layout),
+                           good, "txt")
             export_report_button(lambda: [text_report_section(model, text, probs, good, [("Token heatmaps", fig)])],
                                  title="Text", key="txt_report")
 
@@ -159,16 +165,17 @@ def run() -> None:
         first_text = st.text_input("First text", value="good", key="txt_first")
         method = st.selectbox("Method", methods or available, format_func=LABELS.get, key="txt_compare_method")
         with panel("The comparison"):
-            pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}))
-                    for t in (first_text, other)]
+            with ig_progress() as progress:
+                pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}), progress)
+                        for t in (first_text, other)]
             for r in pair:
                 if r.error:
                     st.error(r.error)
             if all(r.attribution for r in pair):
-                rows = rows_for(pair, words)
-                rows = [TokenRow(f"“{t}”", r.tokens, r.scores, r.words, r.special) for t, r in zip((first_text, other), rows)]
-                st.plotly_chart(token_heatmap_rows(rows, shared=True, width=width), key="txt_compare")
-                st.download_button("Comparison as PNG", lambda: token_rows_png(rows, shared=True, width=width),
+                rows = [replace(r, title=f"“{t}”") for t, r in zip((first_text, other), rows_for(pair, words))]
+                compared = dict(shared=True, signed=method in SIGNED, width=width)
+                st.plotly_chart(token_heatmap_rows(rows, **compared), key="txt_compare")
+                st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared),
                                    "comparison.png", "image/png", key="txt_compare_png", on_click="ignore")
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
 

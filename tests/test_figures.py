@@ -222,6 +222,27 @@ def test_token_rows_share_one_scale_or_get_one_each():
     assert own.layout.coloraxis.cmax == 1.0 and own.layout.coloraxis2.cmax == 4.0
 
 
+def test_token_row_note_sits_on_its_own_line_under_the_row():
+    rows = [text.TokenRow("IG", ["a"] * 30, np.arange(30.0), note="delta <+0.01>"), text.TokenRow("S", ["b"], np.ones(1))]
+    fig = text.token_heatmap_rows(rows, width=20)  # 30 two-column tokens at 20 per line: 3 lines
+    notes = [a for a in fig.layout.annotations if "delta" in a.text]
+    assert len(notes) == 1 and notes[0].text == "delta &lt;+0.01&gt;"
+    assert (notes[0].xref, notes[0].yref, notes[0].y) == ("x", "y", 3)  # first row, the line after its tokens
+    assert tuple(fig.layout.yaxis.range) == (3.5, -0.5) and tuple(fig.layout.yaxis2.range) == (0.5, -0.5)
+    assert rows[0].lines(20) == 4 and rows[1].lines(20) == 1
+    plain = text.token_heatmap_rows([text.TokenRow("IG", ["a"] * 30, np.arange(30.0)), rows[1]], width=20)
+    assert fig.layout.height - plain.layout.height == text.LINE_PX
+
+
+def test_token_rows_take_signed_per_row():
+    rows = [text.TokenRow("IG", ["a", "b"], np.array([1.0, 3.0])), text.TokenRow("S", ["a", "b"], np.array([1.0, 2.0]))]
+    fig = text.token_heatmap_rows(rows, shared=False, signed=[True, False])
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-3.0, 3.0)  # diverging although all > 0
+    assert (fig.layout.coloraxis2.cmin, fig.layout.coloraxis2.cmax) == (0.0, 2.0)
+    shared = text.token_heatmap_rows(rows, shared=True, signed=[True, False])
+    assert (shared.layout.coloraxis.cmin, shared.layout.coloraxis.cmax) == (-3.0, 3.0)
+
+
 def test_token_rows_validate_lengths():
     with pytest.raises(ExplainerError):
         text.token_heatmap(["a", "b"], np.ones(3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import numpy as np
@@ -10,9 +11,17 @@ import pytest
 from PIL import Image
 
 from explainers.errors import ExplainerError
-from figures.export import MARGIN_PX, TOKEN_CHAR_PX, TOKEN_LINE_PX, TOKEN_TITLE_PX, layers_tokens_png, token_rows_png
+from figures.export import (
+    MARGIN_PX,
+    TOKEN_CHAR_PX,
+    TOKEN_LINE_PX,
+    TOKEN_TITLE_PX,
+    layers_tokens_png,
+    records_csv,
+    token_rows_png,
+)
 from figures.style import SPECIAL_TOKEN_COLOUR
-from figures.text import TokenRow, row_scales, wrap_tokens
+from figures.text import MUTED_TEXT_COLOUR, TokenRow, row_scales, wrap_tokens
 
 
 def image(png: bytes) -> np.ndarray:
@@ -78,3 +87,29 @@ def test_layers_png_first_layer_at_the_bottom() -> None:
     assert xs.mean() < 0.16 * width + 0.68 * width / 2  # token "b" is in the left half
     with pytest.raises(ExplainerError, match="Expected scores of shape"):
         layers_tokens_png(np.zeros((2, 3)), ["a", "b"], ["x", "y"])
+
+
+def test_token_png_writes_the_note_on_a_line_under_the_tokens() -> None:
+    tokens = ["good"] * 4
+    bare = image(token_rows_png([TokenRow("IG", tokens, np.arange(4.0))], width=40))
+    noted = image(token_rows_png([TokenRow("IG", tokens, np.arange(4.0), note="Convergence delta +0.0012")], width=40))
+    assert noted.shape[0] - bare.shape[0] == TOKEN_LINE_PX
+    y = MARGIN_PX + TOKEN_TITLE_PX + TOKEN_LINE_PX  # the line after the single line of tokens
+    band = noted[y + 4 : y + TOKEN_LINE_PX - 4, MARGIN_PX : MARGIN_PX + 40 * TOKEN_CHAR_PX]
+    assert (np.abs(band - hex_rgb(MUTED_TEXT_COLOUR)).max(axis=2) < 60).sum() > 30  # grey text is drawn there
+
+
+@pytest.mark.parametrize("typed", ["$\\q$", "$x^$", "a$b$c", "\\", "_"])
+def test_pngs_draw_dollar_and_backslash_tokens_as_typed(typed: str) -> None:
+    """Mathtext is off: an unbalanced '$...$' in a token or title must not raise."""
+    assert image(token_rows_png([TokenRow(typed, [typed, "ok"], np.array([1.0, 2.0]), note=typed)])).size
+    assert image(layers_tokens_png(np.ones((2, 2)), [typed, "ok"], [typed, "L2"], title=typed)).size
+
+
+def test_records_csv_round_trips_awkward_tokens() -> None:
+    records = [{"token": 'a,"b"', "score": 1.5, "special": False}, {"token": "line\nbreak", "score": -2.0, "special": True}]
+    back = list(csv.DictReader(io.StringIO(records_csv(records))))
+    assert [r["token"] for r in back] == ['a,"b"', "line\nbreak"]
+    assert [float(r["score"]) for r in back] == [1.5, -2.0] and back[1]["special"] == "True"
+    with pytest.raises(ExplainerError):
+        records_csv([])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import BertModel
 
-from tests.apptest_util import no_exceptions, page_app, plotly_specs
+from tests.apptest_util import no_exceptions, page_app, plotly_array, plotly_specs
 from tests.test_text_models import save_dir, tiny_bert
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,25 @@ def test_cnn_page_shows_every_method_and_facts(cnn_app):
     titles = [a["text"] for a in specs["txt_heatmaps"]["layout"]["annotations"]]
     for label in ["Integrated Gradients", "Saliency", "Gradient x input", "Grad-CAM (text CNN)"]:
         assert label in titles
-    assert any("convergence delta" in c.value for c in cnn_app.caption)
+    notes = [a for a in specs["txt_heatmaps"]["layout"]["annotations"] if a["text"].startswith("Convergence delta")]
+    assert len(notes) == 1 and notes[0]["yref"] == "y"  # under the first row (IG), not under another
+    tokens = sum(len(plotly_array(t["y"])) for t in specs["txt_heatmaps"]["data"] if t.get("yaxis", "y") == "y")
+    assert tokens > 0 and notes[0]["y"] > max(plotly_array(specs["txt_heatmaps"]["data"][0]["y"]))
     labels = {b.proto.label for b in cnn_app.get("download_button")}
     assert {"Heatmaps as HTML", "Heatmaps as PNG", "Scores as CSV", "Scores as JSON", "Comparison as PNG"} <= labels
+
+
+def test_signed_methods_get_a_diverging_scale_and_the_comparison_one_scale(cnn_app):
+    layout = plotly_specs(cnn_app)["txt_heatmaps"]["layout"]
+    axes = {k: v for k, v in layout.items() if k.startswith("coloraxis")}
+    assert len(axes) == len(layout["annotations"]) - 1  # one scale per row (minus IG's note)
+    ig, saliency = axes["coloraxis"], axes["coloraxis2"]  # rows in page order
+    assert ig["cmin"] == -ig["cmax"] and saliency["cmin"] == 0
+    compare = plotly_specs(cnn_app)["txt_compare"]
+    assert [k for k in compare["layout"] if k.startswith("coloraxis")] == ["coloraxis"]
+    assert {t["marker"].get("coloraxis") for t in compare["data"] if "coloraxis" in t["marker"]} == {"coloraxis"}
+    assert compare["layout"]["coloraxis"]["cmin"] == -compare["layout"]["coloraxis"]["cmax"]  # IG: signed
+    assert [a["text"] for a in compare["layout"]["annotations"][:2]] == ["“good”", "“not good”"]
 
 
 def test_display_toggles_run_no_model_pass(cnn_app):
@@ -135,10 +151,11 @@ def test_bad_local_directories_get_messages(tmp_path):
     (remote / "config.json").write_text(json.dumps(config))
     for path, message in [(no_tokenizer, "tokenizer"), (headless, "classif"), (remote, "custom code"),
                           (tmp_path / "missing", "")]:
-        app = local_dir_app(path)
-        assert app.error, path
-        assert message in app.error[0].value.lower() or message in app.error[0].value
-        assert "txt_heatmaps" not in plotly_specs(app)
+        for page, prefix, chart in [("text", "txt", "txt_heatmaps"), ("bert_layers", "bl", "bl_layers_predicted")]:
+            app = local_dir_app(path, page, prefix)
+            assert app.error, (path, page)
+            assert message in app.error[0].value.lower() or message in app.error[0].value
+            assert chart not in plotly_specs(app)
 
 
 def test_score_these_maps_on_text(cnn_app):
@@ -148,3 +165,74 @@ def test_score_these_maps_on_text(cnn_app):
     facts = [c.value for c in cnn_app.caption if "ms ·" in c.value or c.value.startswith("**")]
     scored = [f for f in facts if "deletion AUC" in f]
     assert len(scored) >= 3, facts
+
+
+def layer_result(last_row, tokens=("[CLS]", "good", "[SEP]")):
+    """A per-layer Grad-CAM result with an embeddings row and one encoder layer (no model)."""
+    import numpy as np
+
+    from explainers.text import TextAttribution
+    from ui.text_results import TextResult
+
+    scores = np.array([[0.1, 0.6, 0.3], last_row], dtype=float)
+    attribution = TextAttribution("good", list(tokens), [True, False, True], scores, ["good"], scores[:, 1:2], [-1, 0, -1],
+                                  1, "layer_grad_cam", ["bert.embeddings", "bert.encoder.layer.0"])
+    return TextResult("layer_grad_cam", attribution)
+
+
+def cls_note_script(last_row):
+    from pages.bert_layers import cls_note
+    from tests.test_page_text import layer_result
+
+    cls_note(layer_result(last_row))
+
+
+@pytest.mark.parametrize("last_row, shown", [([0.9, 0.05, 0.05], True), ([0.2, 0.7, 0.1], False), ([0.0, 0.0, 0.0], False)])
+def test_cls_note_only_when_the_last_layer_sits_on_cls(last_row, shown):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(cls_note_script, args=(last_row,)).run()
+    assert no_exceptions(app)
+    assert bool(app.info) == shown
+    if shown:
+        assert "90%" in app.info[0].value and "not a bug" in app.info[0].value
+
+
+def test_layer_table_has_every_layer_and_token():
+    from pages.bert_layers import layer_table
+
+    table = layer_table(layer_result([0.5, 0.25, 0.25], tokens=("[CLS]", 'a,"b"', "[SEP]")), "positive")
+    assert len(table) == 6
+    assert table[0] == {"class": "positive", "layer": "embeddings", "index": 0, "token": "[CLS]", "special": True,
+                        "score": 0.1}
+    assert table[4] == {"class": "positive", "layer": "layer 1", "index": 1, "token": 'a,"b"', "special": False,
+                        "score": 0.25}
+
+
+@pytest.fixture(scope="module")
+def layers_cnn_app():
+    return text_app("textcnn-sentiment", "bert_layers", "bl")
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [("", "empty"), ("   \n\t ", "empty"), ("😀😂🎉", None), ("good " * 5000, None)],
+)
+def test_layers_page_bad_text(layers_cnn_app, text, message):
+    layers_cnn_app.text_area(key="bl_text").input(text).run()
+    assert no_exceptions(layers_cnn_app)
+    if message:
+        assert any(message in e.value for e in layers_cnn_app.error)
+        assert "bl_layers_predicted" not in plotly_specs(layers_cnn_app)
+    else:
+        assert {"bl_layers_predicted", "bl_layers_other class"} <= set(plotly_specs(layers_cnn_app))
+    assert any("only the first" in w.value for w in layers_cnn_app.warning) == text.startswith("good good")
+
+
+def test_layers_page_on_the_text_cnn_says_it_has_no_attention(layers_cnn_app):
+    layers_cnn_app.text_area(key="bl_text").input("A warm, funny film.").run()
+    assert no_exceptions(layers_cnn_app)
+    assert any("no attention layers" in e.value for e in layers_cnn_app.error)
+    assert {"bl_layers_predicted", "bl_layers_other class"} <= set(plotly_specs(layers_cnn_app))
+    labels = [b.proto.label for b in layers_cnn_app.get("download_button")]
+    assert labels.count("As CSV") == 2 and labels.count("As JSON") == 2 and labels.count("As PNG") == 2

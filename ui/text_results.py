@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,21 @@ def explain(shared: Shared, prep: PreparedText, method: str, target: int, option
         except ExplainerError as err:
             store[key] = TextResult(method, error=str(err))
     return store[key]
+
+
+@contextmanager
+def ig_progress() -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` for :func:`explain` that shows Integrated Gradients' steps as a
+    progress bar where the block is entered; the bar is removed on leaving."""
+    slot = st.empty()
+
+    def show(done: int, total: int) -> None:
+        slot.progress(done / max(total, 1), text=f"Integrated Gradients: {done}/{total} steps")
+
+    try:
+        yield show
+    finally:
+        slot.empty()
 
 
 def text_runs() -> int:
