@@ -35,3 +35,14 @@ def test_goal_parsing() -> None:
     assert goal_ratio("<= 1.1x one forward") == 1.1
     assert goal_ratio("<= 0.33 (batching >= 3x)") == 0.33
     assert goal_ratio(">= 4x ours") is None and goal_ratio("") is None
+
+
+def test_a_table_gets_its_chart_beside_it(tmp_path) -> None:
+    from bench.__main__ import write_chart
+
+    table = tmp_path / "run.md"
+    table.write_text(markdown(ROWS, "# header", []))
+    write_chart(parse_markdown(table.read_text()), table)
+    page = (tmp_path / "run.html").read_text()
+    assert 'src="plotly.min.js"' in page and "ours: integrated_gradients" in page
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000  # the library itself, so it opens offline
