@@ -63,6 +63,7 @@ def chunked_gradients(
     progress: Progress = None,
     scores: Scores = None,
     precision: str = "float32",
+    fold: bool = False,
 ) -> None:
     """Gradient of each variant's target score, to the input (``layer=None``) or to ``layer``'s output.
 
@@ -70,7 +71,7 @@ def chunked_gradients(
     resolved per variant (None: that variant's own top class). ``progress(done, count)`` is
     called after each chunk. The model is left as found (see :mod:`explainers.capture`).
 
-    Many gradients to the input (``count`` > 1: SmoothGrad, IG) run on
+    ``fold=True`` (SmoothGrad, IG: many gradients to the input) runs on
     :func:`explainers.folded.gradient_net` (BatchNorm folded, channels_last): the same function
     in about 0.75-0.85x the time on a CPU, for a one-off copy of the network (0.15-0.25 s).
     ``precision="bfloat16"`` runs the forwards under autocast (:mod:`explainers.precision`).
@@ -78,7 +79,7 @@ def chunked_gradients(
     budget = memory_mb * 2**20
     context = capture(model, [layer], detach=True) if layer else preserved_state(model)
     with context as captured:
-        net = gradient_net(model) if layer is None and count > 1 else model
+        net = gradient_net(model) if fold and layer is None else model
         done, size = 0, 1
         while done < count:
             stop = min(count, done + size)

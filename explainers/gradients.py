@@ -63,7 +63,8 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: d
         sums["targets"] = chosen[0]
 
     n = options["samples"]
-    chunked_gradients(model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate, **engine_options(options))
+    chunked_gradients(model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate, fold=True,
+                      **engine_options(options))
     return Attribution(
         sums["maps"] / n, sums["targets"].tolist(), "smoothgrad", pixel=sums["pixel"] / n, extras={"seed": seed}
     )
@@ -191,7 +192,7 @@ def _adaptive(
         def note(start: int, _stop: int, scores: torch.Tensor) -> None:
             values.update(zip(points[start:], scores[:, 0].tolist()))
 
-        chunked_gradients(model, path, len(points), target, keep, scores=note, **engine_options(options))
+        chunked_gradients(model, path, len(points), target, keep, scores=note, fold=True, **engine_options(options))
 
     evaluate([k / START_PANELS for k in range(START_PANELS + 1)])
     while True:
@@ -227,7 +228,8 @@ def _integrate(
     def accumulate(start: int, stop: int, grads: torch.Tensor, _targets: torch.Tensor) -> None:
         total[0] = total[0] + torch.einsum("s,sbchw->bchw", weights[start:stop], grads)
 
-    chunked_gradients(model, straight_path(baseline, difference, alphas), steps, targets, accumulate, **engine_options(options))
+    chunked_gradients(model, straight_path(baseline, difference, alphas), steps, targets, accumulate, fold=True,
+                      **engine_options(options))
     return difference * total[0]
 
 
