@@ -182,8 +182,9 @@ def token_heatmap_rows(
         if one_scale:
             cb = dict(title=dict(text=sc.html_label, side="right"), len=COLORBAR_PX, lenmode="pixels", y=1, yanchor="top")
         else:
-            dom = fig.get_subplot(i + 1, 1).yaxis.domain
-            cb = dict(y=(dom[0] + dom[1]) / 2, len=max(dom[1] - dom[0], 0.12), thickness=10)
+            dom = fig.get_subplot(i + 1, 1).yaxis.domain  # beside its row, stretched over half the title gap
+            cb = dict(y=(dom[0] + dom[1]) / 2, yanchor="middle", len=heights[i] + ROW_TITLE_PX // 2, lenmode="pixels",
+                      thickness=10, nticks=3, tickfont=dict(size=10))
         fig.update_layout({axis: coloraxis_layout(sc, cb)})
     fig.update_xaxes(visible=False, range=[0, width], fixedrange=True)
     fig.update_yaxes(visible=False, fixedrange=True)

@@ -124,8 +124,10 @@ def run() -> None:
     st.plotly_chart(topk_bar(model.labels, probs, highlight=predicted, title="Prediction"), key="txt_probs")
 
     names = ["Predicted"] + model.labels
-    target_name = st.selectbox("Target class", names, format_func=lambda n: f"Predicted ({model.labels[predicted]})"
-                               if n == "Predicted" else n, key="txt_target")
+    # The predicted class goes in the label, not in an option's text: a keyed selectbox keeps
+    # showing the option text it first drew (verified in the browser test).
+    target_name = st.selectbox(f"Target class (predicted: {model.labels[predicted]})", names,
+                               format_func=lambda n: "The predicted class" if n == "Predicted" else n, key="txt_target")
     target = predicted if target_name == "Predicted" else model.labels.index(target_name)
     available = [m for m in PAGE_METHODS if m in text_methods(model.net)]
     methods = st.multiselect("Methods (one row each)", available, default=available, format_func=LABELS.get,

@@ -239,6 +239,8 @@ def test_token_rows_take_signed_per_row():
     fig = text.token_heatmap_rows(rows, shared=False, signed=[True, False])
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-3.0, 3.0)  # diverging although all > 0
     assert (fig.layout.coloraxis2.cmin, fig.layout.coloraxis2.cmax) == (0.0, 2.0)
+    bar = fig.layout.coloraxis2.colorbar  # a one-line row's own bar stays tall enough for its 3 ticks
+    assert bar.lenmode == "pixels" and bar.len >= text.LINE_PX + 15 and bar.nticks == 3
     shared = text.token_heatmap_rows(rows, shared=True, signed=[True, False])
     assert (shared.layout.coloraxis.cmin, shared.layout.coloraxis.cmax) == (-3.0, 3.0)
 
