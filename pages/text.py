@@ -66,7 +66,7 @@ def rows_for(results: list[TextResult], words: bool) -> list[TokenRow]:
         note = (f"Convergence delta {a.extras['delta']:+.4f} (sum of scores minus the score difference "
                 "from the baseline)") if "delta" in a.extras else ""
         if words:
-            rows.append(TokenRow(LABELS[result.method], a.words, a.word_scores, words=a.words, note=note))
+            rows.append(TokenRow(LABELS[result.method], a.words, a.word_scores, note=note))  # hover: the word
         else:
             words_of = [a.words[i] if i >= 0 else "(special)" for i in a.token_word]
             rows.append(TokenRow(LABELS[result.method], a.tokens, a.scores, words=words_of, special=a.special,
