@@ -10,6 +10,7 @@ import streamlit as st
 from explainers.text import attention_weights, rollout
 from figures.export import layers_tokens_png, records_csv, to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
+from pages.text import LAST_TEXT
 from ui.guard import panel
 from ui.text_inputs import choose_text_model, prepare_checked
 from ui.text_results import TextResult, explain, probabilities, text_runs
@@ -53,7 +54,7 @@ def run() -> None:
     if shared is None:
         return
     model = shared.model
-    st.session_state.setdefault("bl_text", st.session_state.get("txt_text", DEFAULT_TEXT))
+    st.session_state.setdefault("bl_text", st.session_state.get(LAST_TEXT, DEFAULT_TEXT))
     text = st.text_area("Text to explain", key="bl_text", height=90)
     prep = prepare_checked(shared, text)
     if prep is None:

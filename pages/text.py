@@ -44,6 +44,8 @@ EXAMPLES = {
     "Japanese": "この映画は本当に素晴らしかった。",
 }
 PAGE_METHODS = ("integrated_gradients", "saliency", "grad_x_input", "attention_rollout", "grad_cam")
+LAST_TEXT = "text_last_typed"
+"""Session key of the Text page's latest text, which the BERT layers page starts from."""
 IG_BASELINES = {"pad": "[PAD] tokens", "mask": "[MASK] tokens", "zeros": "Zero embeddings"}
 
 
@@ -54,7 +56,9 @@ def _use_example() -> None:
 def choose_text() -> str:
     st.selectbox("Example sentences", list(EXAMPLES), key="txt_example", on_change=_use_example)
     st.session_state.setdefault("txt_text", EXAMPLES["Positive"])
-    return st.text_area("Text to explain", key="txt_text", height=100)
+    text = st.text_area("Text to explain", key="txt_text", height=100)
+    st.session_state[LAST_TEXT] = text  # a plain key: widget keys are dropped when another page runs
+    return text
 
 
 def rows_for(results: list[TextResult], words: bool) -> list[TokenRow]:

@@ -10,6 +10,7 @@ from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
+SENTENCE = "A dull, lifeless film with one wonderful performance."
 HEATMAPS = "[class*='st-key-txt_heatmaps'] .js-plotly-plot"
 HOVER = re.compile(r"^\s*(?P<token>.+?)\s+\(word: (?P<word>.+?)\)\s*score\s*(?P<score>-?[\d.]+(?:e[-+]?\d+)?)")
 
@@ -18,7 +19,7 @@ def test_sentence_heatmaps_hover_and_layers_page(page, app_url):
     page.goto(f"{app_url}/text")
     box = page.get_by_label("Text to explain")
     box.wait_for()
-    box.fill("A dull, lifeless film with one wonderful performance.")
+    box.fill(SENTENCE)
     box.press("Control+Enter")
     page.wait_for_function(
         "() => { const p = document.querySelector(\"" + HEATMAPS + "\");"
@@ -43,7 +44,7 @@ def test_sentence_heatmaps_hover_and_layers_page(page, app_url):
     drawn = page.evaluate(
         "([sel, token]) => document.querySelector(sel).data.filter(t => (t.yaxis || 'y') === 'y')"
         ".flatMap(t => t.customdata).filter(c => c[0] === token).map(c => c[2])", [HEATMAPS, token])
-    assert token.removeprefix("##") in "a dull, lifeless film with one wonderful performance." and drawn, (token, drawn)
+    assert token.removeprefix("##") in SENTENCE.lower() and drawn, (token, drawn)
     assert any(abs(score - d) <= 1e-3 * abs(d) + 1e-12 for d in drawn), (score, drawn)  # hover shows 4 digits
     page.screenshot(path=str(ARTIFACTS / "text-heatmaps.png"), full_page=True)
     save_png(page, "Heatmaps as PNG", "text-heatmaps-download.png")
@@ -51,6 +52,7 @@ def test_sentence_heatmaps_hover_and_layers_page(page, app_url):
     page.get_by_role("link", name="BERT layers").click()
     page.locator("[class*='st-key-bl_layers_predicted'] .js-plotly-plot").wait_for()
     page.locator("[class*='st-key-bl_rollout'] .js-plotly-plot").wait_for()
+    expect(page.get_by_label("Text to explain")).to_have_value(SENTENCE)  # the layers page starts from it
     page.screenshot(path=str(ARTIFACTS / "bert-layers.png"), full_page=True)
     save_png(page, "As PNG", "bert-layers-download.png")
 
