@@ -12,6 +12,7 @@ from torch import nn
 
 import explainers
 from explainers import ExplainerError
+from explainers import activation_max
 from explainers.activation_max import MAX_UNITS, unit_activations
 from figures.filters import channel_grid, optimised_grid
 from tests.test_explainers_hygiene import mixed_state_model
@@ -164,6 +165,24 @@ def test_batching_changes_no_image() -> None:
     assert together.seeds[1] == alone.seeds[0]
     other_seed = explainers.maximise_activation(model, "layer2", [9], **{**opts, "seed": 4})
     assert (other_seed.images - alone.images).abs().max() > 1e-2
+
+
+def test_channels_last_input_changes_no_image(monkeypatch) -> None:
+    model = trained_looking("resnet18").double()  # float64: the layouts differ only in rounding
+    opts = {"size": 32, "steps": 4, "seed": 3, "mean": (0.5,) * 3, "std": (0.25,) * 3}
+    layouts = []
+    handle = model.conv1.register_forward_pre_hook(
+        lambda _m, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    try:
+        fast = explainers.maximise_activation(model, "layer2", [5, 9], **opts)
+        monkeypatch.setattr(activation_max, "input_layout", lambda _model: torch.contiguous_format)
+        plain = explainers.maximise_activation(model, "layer2", [5, 9], **opts)
+    finally:
+        handle.remove()
+    steps = opts["steps"]
+    assert layouts == [True] * steps + [False] + [False] * (steps + 1), "optimisation steps run channels_last"
+    torch.testing.assert_close(fast.images, plain.images, rtol=0, atol=1e-9)
+    assert activation_max.input_layout(nn.Sequential(nn.Flatten(), nn.Linear(12, 2))) == torch.contiguous_format
 
 
 def test_pre_activation_of_a_relu_layer_is_its_input() -> None:
