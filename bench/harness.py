@@ -68,9 +68,11 @@ def run_case(case: Case) -> list[Row]:
     return rows
 
 
+TABLE_HEADER = "| case | variant | median ms | ratio to reference (median) | min-max | IQR | goal |"
+
+
 def markdown(rows: list[Row], header: str, notes: list[str]) -> str:
-    lines = [header, "", "| case | variant | median ms | ratio to reference (median) | min-max | IQR | goal |",
-             "|---|---|---:|---:|---|---|---|"]
+    lines = [header, "", TABLE_HEADER, "|---|---|---:|---:|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r.case} | {r.label} | {1000 * r.median_s:.1f} | {r.ratio:.2f} | {r.ratio_min:.2f}-{r.ratio_max:.2f} "
@@ -81,12 +83,16 @@ def markdown(rows: list[Row], header: str, notes: list[str]) -> str:
 
 
 def parse_markdown(text: str) -> list[Row]:
-    """The rows of a table written by :func:`markdown` (to redraw a chart without re-running)."""
-    rows = []
-    for line in text.splitlines():
+    """The rows of the table written by :func:`markdown` (to redraw a chart without re-running); other
+    tables in the file (profiles, notes added by hand) are left alone."""
+    rows: list[Row] = []
+    lines = text.splitlines()
+    if TABLE_HEADER not in lines:
+        return rows
+    for line in lines[lines.index(TABLE_HEADER) + 2:]:
+        if not line.startswith("|"):
+            break
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 7 or not cells[2].replace(".", "", 1).isdigit():
-            continue
         low, high = (float(v) for v in cells[4].split("-"))
         q1, q3 = (float(v) for v in cells[5].split("-"))
         rows.append(Row(cells[0], cells[1], float(cells[2]) / 1000, float(cells[3]), low, high, q1, q3, cells[6]))

@@ -19,6 +19,13 @@ def test_markdown_round_trip() -> None:
     assert [(r.ratio, r.ratio_min, r.ratio_max) for r in parsed] == [(r.ratio, r.ratio_min, r.ratio_max) for r in ROWS]
 
 
+def test_only_the_results_table_is_parsed() -> None:
+    profile = "\n## Profile\n\n| op | a | b | c | d | e | f |\n|---|---|---|---|---|---|---|\n| conv | 1.0 | 2.0 | 3 | 4 | 5 | 6 |\n"
+    parsed = parse_markdown(markdown(ROWS, "# header", ["- a note"]) + profile)
+    assert [r.label for r in parsed] == [r.label for r in ROWS]
+    assert parse_markdown(profile) == []
+
+
 def test_chart_bars_whiskers_and_goal() -> None:
     fig = ratio_chart(ROWS)
     bars = {t.name: t for t in fig.data if t.type == "bar"}
