@@ -12,7 +12,9 @@ function. :func:`gradient_net` returns such a copy, in eval mode and frozen:
 
 Measured on this project's 2-core CPU (fp32, forward + gradient to the input, batch 10 at
 224x224): resnet50 0.74x, resnet18 0.83x, EfficientNet-Lite0 0.77x the time of the network as
-given (``bench/results``). The results equal the original network's up to float32 rounding
+given (``bench/results``). ``fuse`` matches ``nn.Conv2d`` by exact type, so a subclass such as
+EfficientNet-Lite's ``Conv2dStaticSamePadding`` keeps its BatchNorms: the bundled model's gain
+comes from channels_last alone. The results equal the original network's up to float32 rounding
 (tests compare with float64). Networks without 2-D convolutions, and networks in training
 mode, are used as given; a network ``torch.fx`` cannot trace is only converted to channels_last.
 
