@@ -74,6 +74,10 @@ def order(frame: pd.DataFrame, sort: str) -> list[int]:
 def run() -> None:
     st.title("Gallery")
     st.caption("Run several methods over many photos at once, then sort to find the ones worth a closer look.")
+    from ui.job_results import job_section  # a batch job's output (python -m jobs), read back
+
+    if job_section():
+        return
     with st.sidebar:
         st.subheader("Model")
         shared = image_model(st.selectbox("Model", [e.name for e in models.image_models() if e.offline],

@@ -266,7 +266,9 @@ def downloads(rgb, maps, variants, targets, labels, display, fig, scales, result
 def run() -> None:
     st.title("Images")
     st.caption("Pick a photo, the classes to explain and several methods; compare the maps side by side.")
-    chosen = choose_input()
+    from ui.job_results import job_input  # a batch job's row, opened from the Gallery
+
+    chosen = job_input() or choose_input()
     if chosen is None:
         return
     shared, key, rgb, x, context, probs = (chosen.shared, chosen.key, chosen.rgb, chosen.x, chosen.context,

@@ -1,0 +1,234 @@
+"""Batch jobs (python -m jobs): Ray maps equal the in-process API, a killed job resumes without
+redoing finished shards, unreadable images are recorded and the rest completes, and the Gallery
+and Images pages read a job's output back."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageOps
+
+import explainers
+import models
+from jobs import JobError, JobRequest, run_job
+from jobs.engine import SLOW_SHARD_ENV
+from jobs.output import open_job
+from tests.apptest_util import no_exceptions, page_app
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ["grad_cam", "grad_cam_plus_plus", "saliency"]
+TOLERANCE = 5e-3
+"""Of each map's peak: batched vs single-image float32 sums (3e-3, see test_page_gallery) plus
+float16 storage (2^-11 relative)."""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """16 photos (the 8 bundled samples and their mirror images, lossless PNG) and one corrupt JPEG."""
+    root = tmp_path_factory.mktemp("photos")
+    for name in models.sample_names():
+        photo = models.load_sample(name)
+        photo.save(root / f"{name}.png")
+        ImageOps.mirror(photo).save(root / f"{name}_mirrored.png")
+    good = (root / "cat.png").read_bytes()
+    (root / "zz_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + good[100:400])  # a JPEG header, then garbage
+    assert len(list(root.iterdir())) == 17
+    return root
+
+
+@pytest.fixture(scope="module")
+def model():
+    return models.load_image_model()
+
+
+@pytest.fixture(scope="module")
+def ray_job(folder, tmp_path_factory):
+    """The 17 files on a local Ray cluster, 2 actors, shards of 2 images, batches of 2."""
+    pytest.importorskip("ray")
+    out = tmp_path_factory.mktemp("ray-job") / "out"
+    request = JobRequest(source=str(folder), out=str(out), methods=METHODS, engine="ray", actors=2, shard_size=2,
+                         batch_size=2, object_store_mb=128)
+    started = time.perf_counter()
+    summary = run_job(request)
+    return summary, open_job(out), time.perf_counter() - started
+
+
+@pytest.mark.slow
+def test_ray_job_maps_equal_the_in_process_api(ray_job, folder, model):
+    summary, job, _ = ray_job
+    assert summary.images == 17 and summary.failed == 1 and summary.shards == 9
+    ok = job.rows[job.rows["status"] == "ok"]
+    assert len(ok) == 16 * len(METHODS)
+    assert ok["worker"].nunique() == 2  # both actors of the pool did work
+    assert job.manifest["versions"]["ray"] and job.manifest["status"] == "finished"
+    for name, rows in ok.groupby("name"):
+        x = model.preprocess(Image.open(folder / name))
+        target = int(model.net(x).argmax())
+        alone = explainers.explain_many(model.net, x, METHODS, [target], model.default_layer)
+        assert set(rows["method"]) == set(METHODS) and set(rows["target"]) == {target}
+        assert (rows["predicted"] == target).all() and (rows["target_rank"] == 0).all()
+        for _, row in rows.iterrows():
+            got = job.map_of(row["shard"], row["index"], row["target"], row["method"])
+            want = alone[row["method"]][0].maps[0].numpy()
+            assert got.shape == want.shape == (224, 224)
+            assert np.abs(got - want).max() <= TOLERANCE * np.abs(want).max(), (name, row["method"])
+        assert rows["disagreement"].between(0, 2).all()
+
+
+@pytest.mark.slow
+def test_corrupt_image_is_reported_and_the_rest_completes(ray_job):
+    summary, job, _ = ray_job
+    failed = job.failures
+    assert list(failed["name"]) == ["zz_corrupt.jpg"]
+    assert "damaged" in failed["error"].iloc[0] or "not an image" in failed["error"].iloc[0]
+    assert summary.failures == [("zz_corrupt.jpg", failed["error"].iloc[0])]
+    assert job.rows.loc[job.rows["status"] == "ok", "name"].nunique() == 16
+
+
+def _shards(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted((out / "shards").glob("part-*.parquet"))}
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_without_redoing_finished_shards(folder, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "jobs", str(folder), "--methods", "grad_cam", "--out", str(out),
+               "--engine", "local", "--shard-size", "2", "--batch-size", "2"]
+    env = os.environ | {SLOW_SHARD_ENV: "1.5", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "shards").is_dir() or len(_shards(out)) < 3:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the job wrote no shards"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # half-way: no cleanup, no summary
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _shards(out)
+    assert 3 <= len(before) < 9 and "summary" not in open_job(out).manifest
+    request = JobRequest(source=str(folder), out=str(out), methods=["grad_cam"], engine="local", shard_size=2,
+                         batch_size=2)
+    summary = run_job(request)
+    after = _shards(out)
+    assert summary.shards_done_before == len(before) and summary.shards_computed == 9 - len(before)
+    assert all(after[name] == mtime for name, mtime in before.items())  # finished shards not rewritten
+    assert summary.images == 17 and summary.failed == 1 and summary.images_computed == 17 - 2 * len(before)
+    job = open_job(out)
+    assert sorted(job.rows.loc[job.rows["status"] == "ok", "index"]) == list(range(16))
+    again = run_job(request)  # everything finished: nothing computed
+    assert again.shards_computed == 0 and _shards(out) == after
+    with pytest.raises(JobError, match="holds another job"):
+        run_job(JobRequest(source=str(folder), out=str(out), methods=["saliency"], engine="local", shard_size=2))
+
+
+def test_table_of_paths_with_labels_top_k_and_scores(folder, tmp_path, model):
+    table = tmp_path / "list.csv"
+    pd.DataFrame({"path": [str(folder / "cat.png"), "missing.png", str(folder / "coffee.png")],
+                  "label": ["tabby", "", "3"]}).to_csv(table, index=False)
+    out = tmp_path / "out"
+    summary = run_job(JobRequest(source=str(table), out=str(out), methods=["grad_cam", "saliency"],
+                                 targets="top-2,label", engine="local", scores=True, score_steps=4,
+                                 score_random_maps=1))
+    job = open_job(out)
+    assert summary.images == 3 and list(job.failures["name"]) == ["missing.png"]
+    cat = job.rows[job.rows["name"] == "cat.png"]
+    tabby = model.labels.index("tabby")
+    assert cat["label"].iloc[0] == tabby and {0, 1} <= set(cat["target_rank"])
+    assert tabby in set(cat["target"]) and cat.loc[cat["target"] == tabby, "is_label"].all()
+    coffee = job.rows[job.rows["name"] == "coffee.png"]
+    assert 3 in set(coffee["target"]) and coffee.loc[coffee["target"] == 3, "is_label"].all()
+    assert len(set(coffee["target"])) == 3  # top-2 and the label (not among them)
+    ok = job.rows[job.rows["status"] == "ok"]
+    assert ok["deletion_auc"].notna().all() and ok["insertion_auc"].between(0, 1).all()
+    assert ok["random_deletion_auc"].notna().all()
+    assert job.has_labels and job.has_scores
+
+
+def test_mistakes_are_refused_with_the_library_message(folder, tmp_path):
+    from jobs.__main__ import main
+
+    with pytest.raises(JobError, match="no_such_method"):
+        run_job(JobRequest(source=str(folder), out=str(tmp_path / "a"), methods=["no_such_method"], engine="local"))
+    with pytest.raises(JobError, match="samples"):
+        run_job(JobRequest(source=str(folder), out=str(tmp_path / "b"), methods=["grad_cam"],
+                           options={"samples": 3}, engine="local"))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(JobError, match="not empty"):
+        run_job(JobRequest(source=str(folder), out=str(busy), methods=["grad_cam"], engine="local"))
+    assert main([str(tmp_path / "nothing-here"), "--methods", "grad_cam", "--out", str(tmp_path / "c"),
+                 "--engine", "local"]) == 2
+    assert not (tmp_path / "a").exists() and (busy / "notes.txt").read_text() == "mine"
+
+
+def test_hostile_job_directories_are_refused(tmp_path, ray_job):
+    _, job, _ = ray_job
+    for bad in ["", "/etc", str(tmp_path / "nope"), "\x00", str(job.root / "shards"), str(job.root / "manifest.json")]:
+        with pytest.raises(JobError):
+            open_job(bad)
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "manifest.json").write_text('{"format": 99}')
+    with pytest.raises(JobError, match="format"):
+        open_job(fake)
+
+
+@pytest.mark.slow
+def test_gallery_reads_a_job_and_opens_a_row_on_the_images_page(ray_job):
+    from ui.job_results import OPENED, images_page_state
+
+    _, job, _ = ray_job
+    at = page_app("gallery")
+    at.run()
+    at.toggle(key="gal_job_on").set_value(True).run()
+    at.text_input(key="gal_job_dir").input("/etc").run()
+    assert no_exceptions(at) and "no manifest" in at.error[0].value
+    at.text_input(key="gal_job_dir").input(str(job.root)).run()
+    assert no_exceptions(at) and not at.error
+    frames = {df.proto.id.rsplit("-", 1)[-1]: df.value for df in at.dataframe}
+    table = frames["gal_job_table"]
+    assert len(table) == 16 and set(table["Image"]) == set(job.rows.loc[job.rows["status"] == "ok", "name"])
+    failures = [df.value for df in at.dataframe if "Reason" in df.value.columns]
+    assert failures[0]["Image"].tolist() == ["zz_corrupt.jpg"]
+    assert list(table["Disagreement"]) == sorted(table["Disagreement"], reverse=True)
+    at.selectbox(key="gal_job_sort").set_value("confidence_low").run()
+    at.selectbox(key="gal_job_filter").set_value("Confidence").run()
+    low, high = at.slider(key="gal_job_range_Confidence").value
+    at.slider(key="gal_job_range_Confidence").set_value((low, (low + high) / 2)).run()
+    assert no_exceptions(at)
+    shown = {df.proto.id.rsplit("-", 1)[-1]: df.value for df in at.dataframe}["gal_job_table"]
+    assert 0 < len(shown) < 16 and list(shown["Confidence"]) == sorted(shown["Confidence"])
+    assert shown["Confidence"].max() <= (low + high) / 2
+    assert any(b.key == "gal_job_open" for b in at.button)
+
+    # What "Open on the Images page" hands over, read by the Images page.
+    row = job.rows[(job.rows["status"] == "ok") & (job.rows["name"] == shown["Image"].iloc[0])].iloc[0]
+    data = job.image_bytes(row)
+    state = images_page_state(job, row, data)
+    images = page_app("images")
+    for key, value in state.items():
+        images.session_state[key] = value
+    images.run()
+    assert no_exceptions(images)
+    assert any(row["name"] in i.value for i in images.info)
+    assert images.multiselect(key="img_methods").value == METHODS
+    assert images.multiselect(key="img_targets").value == [int(row["target"])]
+    assert images.selectbox(key="img_layer").value == job.manifest["layer"]
+    assert state[OPENED]["key"] == f"upload:{row['sha256']}"
+
+
+def test_the_dashboard_side_never_imports_ray():
+    code = "import sys, jobs, jobs.output, ui.job_results, pages.gallery, pages.images\nassert 'ray' not in sys.modules\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ray" not in (ROOT / "requirements.txt").read_text()
