@@ -92,6 +92,8 @@ class Summary:
     failures: list[tuple[str, str]]
     out: str
     bytes_on_disk: int
+    marks: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    """(seconds since the job started, images computed so far) after each shard written."""
 
     @property
     def rate(self) -> float:
@@ -268,6 +270,7 @@ class Progress:
         self.todo = total - already
         self.started = time.perf_counter()
         self.new = 0
+        self.marks: list[tuple[float, int]] = []
         self.stream = stream or sys.stderr
 
     def update(self, images: int, failed: int) -> None:
@@ -275,6 +278,7 @@ class Progress:
         self.new += images
         self.failed += failed
         elapsed = time.perf_counter() - self.started
+        self.marks.append((elapsed, self.new))
         rate = self.new / elapsed if elapsed > 0 else 0.0
         left = self.todo - self.new
         eta = f"{left / rate:.0f} s" if rate > 0 else "?"
@@ -369,6 +373,7 @@ def run_job(request: JobRequest, stream=None) -> Summary:
     if todo:
         (_run_ray if request.engine == "ray" else _run_local)(manifest, todo, request, write)
     summary = summarise(out, len(shards), len(done), len(todo), progress.new, time.perf_counter() - started)
+    summary.marks = progress.marks
     manifest |= {"status": "finished", "finished": datetime.now(UTC).isoformat(),
                  "summary": dataclasses.asdict(summary) | {"images_per_second": summary.rate}}
     _write_json(out / "manifest.json", manifest)
