@@ -19,7 +19,7 @@ import models
 from jobs import JobError, JobRequest, run_job
 from jobs.engine import SLOW_SHARD_ENV
 from jobs.output import open_job
-from tests.apptest_util import no_exceptions, page_app
+from tests.apptest_util import no_exceptions, plotly_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["grad_cam", "grad_cam_plus_plus", "saliency"]
@@ -152,6 +152,15 @@ def test_table_of_paths_with_labels_top_k_and_scores(folder, tmp_path, model):
     assert ok["random_deletion_auc"].notna().all()
     assert job.has_labels and job.has_scores
 
+    from ui.job_results import order, select, table
+
+    frame = table(job, "grad_cam")
+    wrong, right = select(frame, "wrong"), select(frame, "right")
+    assert len(wrong) + len(right) == len(frame) == len(ok) // 2
+    assert (wrong["Predicted"] != wrong["Label"]).all() and (right["Predicted"] == right["Label"]).all()
+    worst = order(frame, "deletion_auc")["Deletion AUC"].tolist()
+    assert worst == sorted(worst, reverse=True)
+
 
 def test_mistakes_are_refused_with_the_library_message(folder, tmp_path):
     from jobs.__main__ import main
@@ -183,12 +192,23 @@ def test_hostile_job_directories_are_refused(tmp_path, ray_job):
         open_job(fake)
 
 
+NAVIGATION = """
+import streamlit as st
+from pages import gallery, images
+st.navigation([st.Page(gallery.run, title="Gallery", url_path="gallery", default=True),
+               st.Page(images.run, title="Images", url_path="images")]).run()
+"""
+"""The Gallery and the Images page under st.navigation, as in dashboard.py, so st.switch_page works."""
+
+
 @pytest.mark.slow
 def test_gallery_reads_a_job_and_opens_a_row_on_the_images_page(ray_job):
-    from ui.job_results import OPENED, images_page_state
+    from streamlit.testing.v1 import AppTest
+
+    from ui.job_results import OPENED
 
     _, job, _ = ray_job
-    at = page_app("gallery")
+    at = AppTest.from_string(NAVIGATION, default_timeout=180)
     at.run()
     at.toggle(key="gal_job_on").set_value(True).run()
     at.text_input(key="gal_job_dir").input("/etc").run()
@@ -201,6 +221,7 @@ def test_gallery_reads_a_job_and_opens_a_row_on_the_images_page(ray_job):
     failures = [df.value for df in at.dataframe if "Reason" in df.value.columns]
     assert failures[0]["Image"].tolist() == ["zz_corrupt.jpg"]
     assert list(table["Disagreement"]) == sorted(table["Disagreement"], reverse=True)
+    at.selectbox(key="gal_job_method").set_value("saliency").run()
     at.selectbox(key="gal_job_sort").set_value("confidence_low").run()
     at.selectbox(key="gal_job_filter").set_value("Confidence").run()
     low, high = at.slider(key="gal_job_range_Confidence").value
@@ -209,22 +230,20 @@ def test_gallery_reads_a_job_and_opens_a_row_on_the_images_page(ray_job):
     shown = {df.proto.id.rsplit("-", 1)[-1]: df.value for df in at.dataframe}["gal_job_table"]
     assert 0 < len(shown) < 16 and list(shown["Confidence"]) == sorted(shown["Confidence"])
     assert shown["Confidence"].max() <= (low + high) / 2
-    assert any(b.key == "gal_job_open" for b in at.button)
+    assert "gal_job_overlay" in plotly_specs(at)  # the first shown row's stored map over its photo
 
-    # What "Open on the Images page" hands over, read by the Images page.
-    row = job.rows[(job.rows["status"] == "ok") & (job.rows["name"] == shown["Image"].iloc[0])].iloc[0]
-    data = job.image_bytes(row)
-    state = images_page_state(job, row, data)
-    images = page_app("images")
-    for key, value in state.items():
-        images.session_state[key] = value
-    images.run()
-    assert no_exceptions(images)
-    assert any(row["name"] in i.value for i in images.info)
-    assert images.multiselect(key="img_methods").value == METHODS
-    assert images.multiselect(key="img_targets").value == [int(row["target"])]
-    assert images.selectbox(key="img_layer").value == job.manifest["layer"]
-    assert state[OPENED]["key"] == f"upload:{row['sha256']}"
+    # "Open on the Images page": the first shown row, with the job's settings.
+    row = job.rows[(job.rows["method"] == "saliency") & (job.rows["name"] == shown["Image"].iloc[0])].iloc[0]
+    at.button(key="gal_job_open").click().run()
+    assert no_exceptions(at)
+    assert at.title[0].value == "Images" and any(row["name"] in i.value for i in at.info)
+    assert at.session_state[OPENED]["key"] == f"upload:{row['sha256']}"
+    assert at.multiselect(key="img_methods").value == METHODS
+    assert at.multiselect(key="img_targets").value == [int(row["target"])]
+    assert at.selectbox(key="img_layer").value == job.manifest["layer"]
+    assert "img_grid_fast" in plotly_specs(at)  # the Images page computed the maps again
+    at.button(key="img_job_close").click().run()
+    assert no_exceptions(at) and OPENED not in at.session_state
 
 
 def test_the_dashboard_side_never_imports_ray():
