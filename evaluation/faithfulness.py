@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluation.batching import Progress, bytes_per_row, forward_in_chunks, no_grad_forward
 from explainers.api import check_input
+from explainers.engine import Progress, bytes_per_row, forward_in_chunks, no_grad_forward
 from explainers.errors import ExplainerError
 from explainers.gradients import BASELINES, make_baseline
 from explainers.targets import SCORES, resolve_targets, target_scores

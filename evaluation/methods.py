@@ -9,9 +9,6 @@ import torch
 from torch import nn
 
 import explainers
-from explainers.api import CAM_METHODS
-
-SHARED = ("cam", "grad_cam", "grad_cam_plus_plus")
 
 
 def image_maps(
@@ -24,18 +21,18 @@ def image_maps(
 ) -> dict[str, torch.Tensor]:
     """``{method: (H, W) map}`` for the image ``x`` (1, C, H, W) and class ``target``.
 
-    CAM, Grad-CAM and Grad-CAM++ without options share one :func:`explainers.explain_many`
-    pass; every other method (or one with options) runs :func:`explainers.explain` with
-    ``options[method]``. ``layer`` is used by the CAM family only.
+    The methods that read the shared layer pass (their records say so) and have no options go to
+    one :func:`explainers.explain_many` call; every other method (or one with options) runs
+    :func:`explainers.explain` with ``options[method]``. ``layer`` is used by the CAM family only.
     """
     options = options or {}
-    shared = [m for m in methods if m in SHARED and not options.get(m)]
+    shared = [m for m in methods if not options.get(m) and explainers.method(m).shares_layer_pass]
     out: dict[str, torch.Tensor] = {}
     if shared:
         many = explainers.explain_many(model, x, shared, [target], layer)
         out |= {m: many[m][0].maps[0] for m in shared}
     for method in methods:
         if method not in out:
-            chosen_layer = layer if method in CAM_METHODS else None
+            chosen_layer = layer if explainers.method(method).needs_layer else None
             out[method] = explainers.explain(model, x, method, target, chosen_layer, **options.get(method, {})).maps[0]
     return {m: out[m] for m in methods}

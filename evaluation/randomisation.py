@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+import explainers
 from evaluation.methods import image_maps
 from evaluation.ranking import spearman
-from explainers.api import CAM_METHODS, check_input, default_layer
-from explainers.capture import preserved_state
+from explainers.api import check_input, default_layer
+from explainers.capture import hooks, preserved_state
 from explainers.engine import predict
 from explainers.errors import ExplainerError
 
@@ -89,12 +90,8 @@ def randomisation_groups(model: nn.Module, x: torch.Tensor) -> list[Group]:
                 order.append(name)
         return hook
 
-    handles = [m.register_forward_pre_hook(recorder(n)) for n, m in owners]
-    try:
+    with hooks(model, pre=[(m, recorder(n)) for n, m in owners]):
         predict(model, x[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
     modules = dict(model.named_modules())
     groups: list[Group] = []
     for name in order:
@@ -153,7 +150,7 @@ def randomisation_cascade(
     if isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= len(groups):
         raise ExplainerError(f"depth must be a whole number from 1 to {len(groups)}, got {depth!r}.")
     target = int(predict(model, x).argmax()) if target is None else target
-    uses_layer = any(m in CAM_METHODS for m in methods)
+    uses_layer = any(explainers.method(m).needs_layer for m in methods)
     layer = layer or (default_layer(model, x) if uses_layer else None)
     original = {m: v.numpy() for m, v in image_maps(model, x, methods, target, layer, options).items()}
     with preserved_state(model):

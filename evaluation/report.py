@@ -63,7 +63,7 @@ def main() -> None:
         x = model.preprocess(models.load_sample(name))
         probs = predict(model.net, x).softmax(-1)[0]
         target = int(probs.argmax())
-        maps = image_maps(model.net, x, explainers.METHODS, target, options=options)
+        maps = image_maps(model.net, x, explainers.names("image"), target, options=options)
         print(f"{name}: maps at {time.time() - started:.0f} s", flush=True)
         scores = score_maps(model.net, x, maps, target, steps=args.steps)
         common = {"sample": name, "label": model.labels[target], "p": float(probs[target])}

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainers.capture import find_module, preserved_state
+from explainers.capture import find_module, hooks, preserved_state
 from explainers.engine import Progress
 from explainers.errors import ExplainerError
 
@@ -131,14 +131,9 @@ def unit_means(model: nn.Module, layer: str | None, pre_activation: bool = True)
             )
         return out.mean(dim=(2, 3))
 
-    with preserved_state(model):
-        handle = None
-        try:
-            handle = module.register_forward_pre_hook(record) if before else module.register_forward_hook(record)
-            yield means
-        finally:
-            if handle is not None:
-                handle.remove()
+    placed = {"pre": [(module, record)]} if before else {"forward": [(module, record)]}
+    with preserved_state(model), hooks(model, **placed):
+        yield means
 
 
 def _pick(values: torch.Tensor, units: Sequence[int], layer: str | None) -> torch.Tensor:

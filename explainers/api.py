@@ -2,135 +2,41 @@
 
 from __future__ import annotations
 
-import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from explainers import cam, gradients
+from explainers import cam
 from explainers.attribution import Attribution
 from explainers.capture import find_module, preserved_state
-from explainers.engine import noise_generator, predict
+from explainers.engine import predict
 from explainers.errors import ExplainerError
 from explainers.layers import auto_layer
-from explainers.precision import PRECISIONS
-from explainers.quadrature import RULES
-from explainers.targets import SCORES, TargetSpec
-
-CAM_METHODS = ("cam", "grad_cam", "grad_cam_plus_plus", "smooth_grad_cam_plus_plus")
-GRADIENT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
-METHODS = CAM_METHODS + GRADIENT_METHODS
-MAX_SAMPLES = 10_000
+from explainers.options import modernise, resolve
+from explainers.registry import Method, method, methods, names
+from explainers.targets import TargetSpec
 
 
-def _choice(name: str, allowed: Sequence[str]) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if value not in allowed:
-            raise ExplainerError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}.")
-    return check
+def __getattr__(name: str):
+    """``METHODS``, ``OPTIONS``, ``CAM_METHODS``, ``GRADIENT_METHODS``: derived from the registry (old spellings)."""
+    if name == "METHODS":
+        return names("image")
+    if name == "CAM_METHODS":
+        return tuple(m.name for m in methods("image") if m.needs_layer)
+    if name == "GRADIENT_METHODS":
+        return tuple(m.name for m in methods("image") if not m.needs_layer)
+    if name == "OPTIONS":
+        return {m.name: {k: tuple(o) for k, o in m.options.items()} for m in methods("image")}
+    raise AttributeError(name)
 
 
-def _count(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAMPLES:
-            raise ExplainerError(f"{name} must be a whole number from 1 to {MAX_SAMPLES}, got {value!r}.")
-    return check
-
-
-def _number(name: str, low: float, low_ok: bool) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < low or (value == low and not low_ok):
-            bound = f">= {low}" if low_ok else f"> {low}"
-            raise ExplainerError(f"{name} must be a finite number {bound}, got {value!r}.")
-    return check
-
-
-def _check_seed(value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ExplainerError(f"seed must be None or an int, got {value!r}.")
-
-
-def _check_progress(value: Any) -> None:
-    if value is not None and not callable(value):
-        raise ExplainerError("progress must be None or a callable progress(done, total).")
-
-
-def _check_bool(name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if not isinstance(value, bool):
-            raise ExplainerError(f"{name} must be True or False, got {value!r}.")
-    return check
-
-
-def _check_baseline(value: Any) -> None:
-    if not isinstance(value, torch.Tensor):
-        _choice("baseline", gradients.BASELINES + ("<a tensor>",))(value)
-
-
-def _check_black(value: Any) -> None:
-    if value is None:
-        return
-    try:
-        black = torch.as_tensor(value, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ExplainerError("black must be one finite number per channel.") from err
-    if not torch.isfinite(black).all():
-        raise ExplainerError("black must be one finite number per channel (no NaN).")
-
-
-SCORE = ("logit", _choice("score", SCORES))
-PRECISION = ("float32", _choice("precision", PRECISIONS))  # bfloat16 = fast mode, see explainers.precision
-NOISY = {
-    "samples": (25, _count("samples")),
-    "noise_level": (0.15, _number("noise_level", 0.0, True)),
-    "seed": (None, _check_seed),
-    "memory_mb": (1024.0, _number("memory_mb", 0.0, False)),
-    "progress": (None, _check_progress),
-}
-OPTIONS: dict[str, dict[str, tuple[Any, Callable[[Any], None]]]] = {
-    "cam": {},
-    "grad_cam": {"score": SCORE, "counterfactual": (False, _check_bool("counterfactual"))},
-    "grad_cam_plus_plus": {"score": SCORE},
-    "smooth_grad_cam_plus_plus": {"score": SCORE, **NOISY},
-    "saliency": {"score": SCORE, "precision": PRECISION},
-    "smoothgrad": {"score": SCORE, **NOISY, "precision": PRECISION},
-    "integrated_gradients": {
-        "score": SCORE,
-        "steps": (50, _count("steps")),
-        "tolerance": (0.01, _number("tolerance", 0.0, True)),
-        "max_steps": (800, _count("max_steps")),
-        "rule": ("gauss_legendre", _choice("rule", tuple(RULES))),
-        "baseline": ("zero", _check_baseline),
-        "black": (None, _check_black),
-        "blur_sigma": (10.0, _number("blur_sigma", 0.0, False)),
-        "seed": (None, _check_seed),
-        "memory_mb": NOISY["memory_mb"],
-        "progress": (None, _check_progress),
-        "precision": PRECISION,
-    },
-}
-"""Method -> option name -> (default, validator). Every method's documented options."""
-
-
-def method_options(method: str, given: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
-    """The options for ``method``: defaults filled in, values checked; unknown names refused if ``strict``."""
-    if method not in OPTIONS:
-        raise ExplainerError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    known = OPTIONS[method]
-    unknown = sorted(set(given) - set(known))
-    if strict and unknown:
-        valid = ", ".join(known) or "none"
-        raise ExplainerError(f"Unknown option(s) {', '.join(unknown)} for {method}; its options: {valid}.")
-    chosen = {}
-    for name, (default, check) in known.items():
-        value = given.get(name, default)
-        check(value)
-        chosen[name] = value
-    return chosen
+def method_options(name: str, given: dict[str, Any], *, strict: bool = True, kind: str = "image") -> dict[str, Any]:
+    """The options for method ``name``: defaults filled in, values checked; unknown names refused if ``strict``."""
+    record = method(name, kind)
+    return resolve(record.name, record.option_table(kind), modernise(given), strict=strict)
 
 
 def check_input(model: Any, x: Any) -> None:
@@ -166,12 +72,11 @@ def explain(
 
     ``target``: None (each item's top class), an int, or one int per item. ``layer``: a name from
     ``model.named_modules()`` for the CAM family (default: the automatic layer); ignored by the
-    input-gradient methods. ``options``: see :data:`OPTIONS` and each method's docstring.
+    other methods. ``options``: see ``explainers.method(name).options``.
     The model is left exactly as found (hooks, train/eval flags, ``requires_grad``).
     """
-    if method not in METHODS:
-        raise ExplainerError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    return explain_many(model, x, [method], [target], layer, **options)[method][0]
+    name = _method(method, "image").name
+    return explain_many(model, x, [name], [target], layer, **options)[name][0]
 
 
 def explain_many(
@@ -186,40 +91,52 @@ def explain_many(
 ) -> dict[str, list[Attribution]]:
     """Several methods for several targets: ``result[method][i]`` explains ``targets[i]``.
 
-    With ``top_k`` the targets are each item's k best classes instead. CAM, Grad-CAM and
-    Grad-CAM++ share one forward and one ``autograd.grad`` per target to the layer's output
-    (never a second forward); Smooth Grad-CAM++ reuses that forward's activations and adds its
-    noisy passes; the input-gradient methods run their own passes. Each option goes to the
-    methods that know it; a name no requested method knows is refused.
+    With ``top_k`` the targets are each item's k best classes instead. Every CAM-family method
+    reads one shared forward and one ``autograd.grad`` per target to the layer's output (never a
+    second forward); when saliency or input x gradient is asked for too, that same backward runs
+    on to the input and gives their gradients. Methods with passes of their own (noise, paths,
+    perturbations) run after. Each option goes to the methods that know it; a name no requested
+    method knows is refused.
     """
     check_input(model, x)
-    methods = list(dict.fromkeys(methods))
-    unknown_methods = [m for m in methods if m not in METHODS]
-    if unknown_methods or not methods:
-        raise ExplainerError(f"Unknown method(s) {unknown_methods or '(none given)'}; choose from {', '.join(METHODS)}.")
-    known = set().union(*(OPTIONS[m] for m in methods))
+    records = [_method(m, "image") for m in dict.fromkeys(methods)]
+    if not records:
+        raise ExplainerError(f"No method given; choose from {', '.join(names('image'))}.")
+    options = modernise(options)
+    known = set().union(*(r.options for r in records))
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ExplainerError(f"Unknown option(s) {', '.join(unknown)} for {', '.join(methods)}.")
-    chosen = {m: method_options(m, options, strict=False) for m in methods}
+        raise ExplainerError(f"Unknown option(s) {', '.join(unknown)} for {', '.join(r.name for r in records)}.")
+    chosen = {r.name: resolve(r.name, r.options, options, strict=False) for r in records}
     if top_k is None and (isinstance(targets, (int, torch.Tensor)) or targets is None or not len(targets)):
         raise ExplainerError("targets must be a non-empty list of target specs (None, an int, or one int per item).")
 
     score = options.get("score", "logit")
     results: dict[str, list[Attribution]] = {}
     specs: Sequence[TargetSpec] = targets
-    cam_family = [m for m in methods if m in CAM_METHODS]
-    if cam_family:
+    layered = [r for r in records if r.needs_layer]
+    # Saliency-type methods ride on the layer pass's backward when it exists and nothing asks for other settings.
+    riders = [r for r in records if getattr(r, "uses_input_gradient", False) and layered
+              and chosen[r.name].get("precision", "float32") == "float32" and chosen[r.name].get("score") == score]
+    if layered:
         layer = layer or default_layer(model, x)
         find_module(model, layer)
         passed = cam.layer_pass(
-            model, x, layer, targets, top_k=top_k, gradients=cam_family != ["cam"], score=score
+            model, x, layer, targets, top_k=top_k, gradients=any(r.needs_gradients for r in layered), score=score,
+            input_gradients=bool(riders),
         )
         specs = passed.targets
-        head = cam.classifier_head(model, layer, passed.activations, passed.logits) if "cam" in cam_family else None
-        for method in cam_family:
-            results[method] = [
-                _cam_attribution(model, x, layer, method, chosen[method], passed, i, head) for i in range(len(specs))
+        shared: dict[str, Any] = {}
+        for record in layered:
+            results[record.name] = [
+                _layer_attribution(record, model, x, layer, chosen[record.name], passed, i, shared)
+                for i in range(len(specs))
+            ]
+        for record in riders:
+            results[record.name] = [
+                _finish(record.from_input_gradient(x, passed.input_gradients[i], passed.targets[i].tolist()),
+                        chosen[record.name])
+                for i in range(len(specs))
             ]
     elif top_k is not None:
         logits = predict(model, x)
@@ -227,46 +144,32 @@ def explain_many(
             raise ExplainerError(f"top_k must be between 1 and {logits.shape[1]}, got {top_k!r}.")
         ranked = logits.topk(top_k, dim=1).indices
         specs = [ranked[:, k] for k in range(top_k)]
-    for method in methods:
-        if method in GRADIENT_METHODS:
-            run = getattr(gradients, method)
-            results[method] = [_with_options(run(model, x, spec, chosen[method]), chosen[method]) for spec in specs]
-    return results
+    for record in records:
+        if record.name not in results:
+            opts = chosen[record.name]
+            results[record.name] = [_finish(record.explain_image(model, x, spec, opts), opts) for spec in specs]
+    return {r.name: results[r.name] for r in records}
 
 
-def _cam_attribution(
-    model: nn.Module,
-    x: torch.Tensor,
-    layer: str,
-    method: str,
-    opts: dict[str, Any],
-    passed: cam.LayerPass,
-    index: int,
-    head: torch.Tensor | None,
+def _method(name: Any, kind: str) -> Method:
+    if not isinstance(name, str):
+        raise ExplainerError(f"A method is named by a string, got {name!r}; choose one of {', '.join(names(kind))}.")
+    return method(name, kind)
+
+
+def _layer_attribution(
+    record: Method, model: nn.Module, x: torch.Tensor, layer: str, opts: dict[str, Any], passed: cam.LayerPass,
+    index: int, shared: dict[str, Any],
 ) -> Attribution:
     """One CAM-family Attribution for target spec ``index`` of a shared :class:`cam.LayerPass`."""
-    activations, targets, grads = passed.activations, passed.targets[index], passed.gradients[index]
-    extras: dict[str, Any] = {}
-    if method == "cam":
-        raw = cam.weighted_map(activations, cam.cam_weights(head, targets), relu=False)
-    elif method == "grad_cam":
-        signed = -grads if opts["counterfactual"] else grads
-        raw = cam.weighted_map(activations, cam.grad_cam_weights(signed), relu=True)
-    elif method == "grad_cam_plus_plus":
-        raw = cam.weighted_map(activations, cam.grad_cam_plus_plus_weights(activations, grads), relu=True)
-    else:
-        generator = noise_generator(opts["seed"], x.device)
-        extras["seed"] = generator.initial_seed()
-        moments = cam.smoothed_gradient_moments(
-            model, x, layer, targets, samples=opts["samples"], noise_level=opts["noise_level"],
-            generator=generator, score=opts["score"], memory_mb=opts["memory_mb"], progress=opts["progress"],
-        )
-        raw = cam.weighted_map(activations, cam.grad_cam_plus_plus_weights(activations, *moments), relu=True)
+    p = cam.LayerMaps(model, x, layer, passed.activations, passed.gradients[index], passed.targets[index],
+                      passed.logits, opts, shared=shared)
+    raw = record.raw_map(p)
     maps = cam.upsample(raw, (x.shape[2], x.shape[3]))
-    return Attribution(maps, targets.tolist(), method, layer, dict(opts), raw=raw, extras=extras)
+    return _finish(Attribution(maps, p.targets.tolist(), record.name, layer, raw=raw, extras=p.extras), opts)
 
 
-def _with_options(attribution: Attribution, opts: dict[str, Any]) -> Attribution:
+def _finish(attribution: Attribution, opts: dict[str, Any]) -> Attribution:
     """Record the options used, and flag items whose map is zero everywhere (``extras["all_zero"]``,
     a bool per item: e.g. IG when the image equals its baseline), so callers can say so plainly."""
     attribution.options = dict(opts)

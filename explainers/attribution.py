@@ -1,4 +1,4 @@
-"""The result every image method returns."""
+"""The results methods return: :class:`Explanation` is the base type of image and text results."""
 
 from __future__ import annotations
 
@@ -8,8 +8,23 @@ from typing import Any
 import torch
 
 
+class Explanation:
+    """What every result has: ``method`` (its registry name), ``options`` (in effect, defaults
+    filled in) and ``extras``; :attr:`record` is the method's registry record (label, flags...)."""
+
+    method: str
+    options: dict[str, Any]
+    extras: dict[str, Any]
+
+    @property
+    def record(self):
+        from explainers.registry import method
+
+        return method(self.method)
+
+
 @dataclass
-class Attribution:
+class Attribution(Explanation):
     """Attribution maps for a batch, with what produced them.
 
     - ``maps``: (B, H, W) at input resolution, raw values (never normalised; signed where the

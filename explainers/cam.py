@@ -9,7 +9,8 @@ starts at the layer (:func:`layer_pass`), shared by every method and target.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ from torch import nn
 from explainers.capture import capture, layer_output
 from explainers.engine import Progress, chunked_gradients, noisy_inputs
 from explainers.errors import ExplainerError
+from explainers.registry import Method
 from explainers.targets import TargetSpec, resolve_targets, target_scores
 
 GRAD_CAM_PLUS_PLUS_EPS = 1e-6
@@ -26,12 +28,17 @@ GRAD_CAM_PLUS_PLUS_EPS = 1e-6
 
 @dataclass
 class LayerPass:
-    """One forward's logits and layer activations, and per target spec its classes and gradients."""
+    """One forward's logits and layer activations, and per target spec its classes and gradients.
+
+    ``input_gradients[i]`` (B, C, H, W): d score / d x for spec i, when the pass was asked for
+    them (saliency-type methods then need no pass of their own).
+    """
 
     logits: torch.Tensor
     activations: torch.Tensor
     targets: list[torch.Tensor]
     gradients: list[torch.Tensor | None]
+    input_gradients: list[torch.Tensor | None] = field(default_factory=list)
 
 
 def layer_pass(
@@ -43,14 +50,19 @@ def layer_pass(
     top_k: int | None = None,
     gradients: bool = True,
     score: str = "logit",
+    input_gradients: bool = False,
 ) -> LayerPass:
     """One forward of ``x`` and one ``autograd.grad`` per target spec to ``layer``'s output.
 
     The graph spans only layer -> logits (see :func:`explainers.capture.capture`, ``detach``);
     it is kept between targets (``retain_graph``) and freed after the last. With ``top_k`` the
-    specs are each item's k best classes, read from this same forward.
+    specs are each item's k best classes, read from this same forward. ``input_gradients``:
+    the graph spans the whole network instead and each ``autograd.grad`` also returns
+    d score / d x, so saliency and input x gradient come from this same pass.
     """
-    with capture(model, [layer], detach=True) as captured:
+    if input_gradients:
+        x = x.detach().requires_grad_()
+    with capture(model, [layer], detach=not input_gradients) as captured:
         logits = model(x)
         activations = layer_output(captured, layer)
         if activations.ndim != 4:
@@ -65,14 +77,18 @@ def layer_pass(
             specs = [ranked[:, k] for k in range(top_k)]
         targets = [resolve_targets(logits, spec) for spec in specs]
         grads: list[torch.Tensor | None] = []
+        pixel: list[torch.Tensor | None] = []
         for i, chosen in enumerate(targets):
-            if gradients:
+            if gradients or input_gradients:
                 total = target_scores(logits, chosen, score).sum()
-                (grad,) = torch.autograd.grad(total, activations, retain_graph=i < len(targets) - 1)
-                grads.append(grad)
+                wrt = (activations, x) if input_gradients else (activations,)
+                found = torch.autograd.grad(total, wrt, retain_graph=i < len(targets) - 1)
+                grads.append(found[0])
+                pixel.append(found[1] if input_gradients else None)
             else:
                 grads.append(None)
-        return LayerPass(logits.detach(), activations.detach(), targets, grads)
+                pixel.append(None)
+        return LayerPass(logits.detach(), activations.detach(), targets, grads, pixel)
 
 
 def classifier_head(model: nn.Module, layer: str, activations: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -177,3 +193,55 @@ def smoothed_gradient_moments(
     )
     d1, d2, d3 = (moment / samples for moment in moments)
     return d1, d2, d3
+
+
+@dataclass
+class LayerMaps:
+    """What a CAM-family method sees for one target spec of a shared :func:`layer_pass`.
+
+    ``activations`` A (B, K, h, w) and ``gradients`` G = d score / d A (None when no method of the
+    pass needs them), ``targets`` (B,), the pass's ``logits``, and the model, input, layer and
+    options for the methods that run passes of their own. ``extras`` collects what a method
+    reports (e.g. a seed). ``head()`` is CAM's classifier weight, checked once and shared.
+    """
+
+    model: nn.Module
+    x: torch.Tensor
+    layer: str
+    activations: torch.Tensor
+    gradients: torch.Tensor | None
+    targets: torch.Tensor
+    logits: torch.Tensor
+    options: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def head(self) -> torch.Tensor:
+        if "head" not in self.shared:
+            self.shared["head"] = classifier_head(self.model, self.layer, self.activations, self.logits)
+        return self.shared["head"]
+
+
+class LayerMethod(Method):
+    """A CAM-family record: its body is the formula, from a :class:`LayerMaps` to a (B, h, w) map.
+
+    Override :meth:`weights` (channel weights w (B, K); the map is ``sum_k w_k A_k``) or
+    :meth:`layer_map` (the whole map). ``relu``: the map is ReLU'd, as Grad-CAM and
+    pytorch-grad-cam do for every gradient CAM. The shared step, upsampling to the input, and
+    the result are done once in :mod:`explainers.api`.
+    """
+
+    family: ClassVar[str] = "cam"
+    needs_layer: ClassVar[bool] = True
+    shares_layer_pass: ClassVar[bool] = True
+    relu: ClassVar[bool] = True
+
+    def weights(self, p: LayerMaps) -> torch.Tensor:
+        raise NotImplementedError
+
+    def layer_map(self, p: LayerMaps) -> torch.Tensor:
+        return torch.einsum("bk,bkhw->bhw", self.weights(p), p.activations)
+
+    def raw_map(self, p: LayerMaps) -> torch.Tensor:
+        raw = self.layer_map(p)
+        return F.relu(raw) if self.relu else raw

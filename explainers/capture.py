@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -91,6 +91,27 @@ def _preserved(model: nn.Module, eval_mode: bool, freeze: bool) -> Iterator[None
             m.training = flag
 
 
+@contextmanager
+def hooks(
+    model: nn.Module,
+    forward: Sequence[tuple[nn.Module, Callable]] = (),
+    pre: Sequence[tuple[nn.Module, Callable]] = (),
+) -> Iterator[None]:
+    """Register forward hooks and forward pre-hooks ``(module, fn)`` for the block, holding
+    :func:`model_lock`; every handle is removed in ``finally``. The one place hooks are added."""
+    handles = []
+    with model_lock(model):
+        try:
+            for module, fn in pre:
+                handles.append(module.register_forward_pre_hook(fn))
+            for module, fn in forward:
+                handles.append(module.register_forward_hook(fn))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
 class Captured(dict):
     """Layer name -> the output recorded during the latest forward (cleared as each starts)."""
 
@@ -113,7 +134,6 @@ def capture(
     """
     modules = {name: find_module(model, name) for name in layers}
     captured = Captured()
-    handles = []
 
     def start(_module, _inputs) -> None:
         captured.clear()
@@ -144,16 +164,12 @@ def capture(
 
         return hook
 
-    with preserved_state(model, eval_mode=eval_mode, freeze=freeze):
+    recorders = [(module, recorder(name)) for name, module in modules.items()]
+    with preserved_state(model, eval_mode=eval_mode, freeze=freeze), \
+            hooks(model, forward=[(model, finish), *recorders], pre=[(model, start)]):
         try:
-            handles.append(model.register_forward_pre_hook(start))
-            handles.append(model.register_forward_hook(finish))
-            for name, module in modules.items():
-                handles.append(module.register_forward_hook(recorder(name)))
             yield captured
         finally:
-            for handle in handles:
-                handle.remove()
             captured.clear()
 
 

@@ -1,4 +1,5 @@
-"""Gradients of the target score at many inputs, computed in chunks sized to a memory budget.
+"""Gradients of the target score at many inputs, and no-grad forwards of many inputs, in chunks
+sized to a memory budget: the one engine every multi-pass method and the evaluation share.
 
 SmoothGrad (noisy copies), Integrated Gradients (points on a path) and Smooth Grad-CAM++ all
 need d score / d (input or layer output) at ``count`` variants of a batch. :func:`chunked_gradients`
@@ -9,17 +10,25 @@ Chunk size: the first chunk holds one variant (B items) and measures what autogr
 its backward (``saved_tensors_hooks``, parameters excluded); later chunks hold as many variants
 as fit ``memory_mb`` at twice that figure per variant (the saved graph plus the gradients
 flowing back). The numbers do not depend on the chunking, only the speed does.
+
+No-grad forwards (:func:`forward_in_chunks`, perturbation methods, Score-CAM, the evaluation):
+the rows a chunk may hold are ``memory_mb / bytes_per_row``, where ``bytes_per_row`` is measured
+once per model and row shape by a one-row probe forward: 4 x the largest output of any module
+(the layer's input, its output and temporaries, with a margin). No graph is built, so this peak,
+not the sum of all layers, is what a no-grad forward holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
 
-from explainers.capture import capture, layer_output, preserved_state
+from explainers.capture import capture, hooks, layer_output, preserved_state
+from explainers.errors import ExplainerError
 from explainers.folded import gradient_net, to_layout
 from explainers.precision import autocast
 from explainers.targets import TargetSpec, resolve_targets, target_scores
@@ -136,3 +145,54 @@ def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Logits of ``x`` from one forward without a graph, with the model in eval mode."""
     with preserved_state(model), torch.no_grad():
         return model(x)
+
+
+_PER_ROW: weakref.WeakKeyDictionary[nn.Module, dict[Hashable, int]] = weakref.WeakKeyDictionary()
+
+
+def bytes_per_row(model: nn.Module, key: Hashable, probe: Callable[[], object]) -> int:
+    """Estimated bytes one row needs in a no-grad forward; ``probe()`` runs one row (cached by ``key``)."""
+    known = _PER_ROW.setdefault(model, {})
+    if key not in known:
+        largest = [0]
+
+        def hook(_module, _inputs, output) -> None:
+            first = output[0] if isinstance(output, (tuple, list)) and output else output
+            if isinstance(first, torch.Tensor):
+                largest[0] = max(largest[0], first.nbytes)
+
+        with hooks(model, forward=[(m, hook) for m in model.modules()]), preserved_state(model), torch.no_grad():
+            probe()
+        known[key] = max(4 * largest[0], 1)
+    return known[key]
+
+
+def forward_in_chunks(
+    run: Callable[[int, int], torch.Tensor], rows: int, row_bytes: int, memory_mb: float, progress: Progress = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """``cat([run(start, stop) ...])`` over chunks of ``max(1, memory_mb MiB // row_bytes)`` rows
+    (or exactly ``batch_size`` rows when given).
+
+    ``run`` builds and forwards rows start..stop-1 (the caller runs its model under
+    :func:`preserved_state` and ``no_grad``, e.g. with :func:`no_grad_forward`);
+    ``progress(done, rows)`` after each chunk.
+    """
+    if not memory_mb > 0:
+        raise ExplainerError(f"memory_mb must be > 0, got {memory_mb}.")
+    size = batch_size or max(1, int(memory_mb * 2**20 // row_bytes))
+    out = []
+    for start in range(0, rows, size):
+        stop = min(rows, start + size)
+        out.append(run(start, stop))
+        if progress is not None:
+            progress(stop, rows)
+    return torch.cat(out)
+
+
+def no_grad_forward(model: nn.Module) -> Callable[..., object]:
+    """``model`` called in eval mode without a graph, its state restored after each call."""
+    def call(*args, **kwargs):
+        with preserved_state(model), torch.no_grad():
+            return model(*args, **kwargs)
+    return call

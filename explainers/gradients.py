@@ -1,4 +1,4 @@
-"""Input-gradient methods: Saliency, SmoothGrad and Integrated Gradients.
+"""Input-gradient computations: one input gradient, noisy-copy moments, and the IG path integral.
 
 All three run on :func:`explainers.engine.chunked_gradients` (chunks sized to ``memory_mb``,
 ``progress(done, total)`` after each chunk). ``pixel`` keeps the per-channel values (B, C, H, W);
@@ -29,45 +29,60 @@ def engine_options(options: dict[str, Any]) -> dict[str, Any]:
     return {name: options[name] for name in ("score", "memory_mb", "progress", "precision") if name in options}
 
 
-def saliency(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
-    """Saliency (Simonyan et al. 2014): map = max_c |d score / d x_c|; ``pixel`` = the signed gradient.
-
-    One forward + backward; target None is read from that same forward.
-    """
+def input_gradient(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> tuple[torch.Tensor, list[int]]:
+    """d score / d x (B, C, H, W) and the targets, from one forward + backward (target None: read
+    from that same forward). Saliency and input x gradient are built on it."""
     found: dict[str, torch.Tensor] = {}
 
     def keep(_start: int, _stop: int, grads: torch.Tensor, targets: torch.Tensor) -> None:
         found["grads"], found["targets"] = grads[0], targets[0]
 
     chunked_gradients(model, lambda start, stop: x[None], 1, target, keep, **engine_options(options))
-    grads = found["grads"]
-    return Attribution(grads.abs().amax(dim=1), found["targets"].tolist(), "saliency", pixel=grads)
+    return found["grads"], found["targets"].tolist()
 
 
-def smoothgrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
-    """SmoothGrad (Smilkov et al. 2017): map = mean over n noisy copies of the saliency map
-    max_c |d score / d x_c|; ``pixel`` = mean of the signed gradients (the paper's M-hat).
+def noisy_gradient_moments(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """Over ``samples`` noisy copies: the means of max_c |g| and of g, and the population variance
+    of g (g = d score / d x; from moments of g - g_0, g_0 the first copy's, to avoid cancellation), with the
+    targets (read from the clean input: one extra forward when ``target`` is None) and the seed.
 
-    Noise: N(0, sigma^2), sigma = noise_level * (max - min) of each item (``samples`` copies,
-    reproducible with ``seed``). Targets are read from the clean input (one extra forward when
-    ``target`` is None).
+    Noise: N(0, sigma^2), sigma = noise_level * (max - min) of each item (reproducible with ``seed``).
     """
     targets = resolve_targets(predict(model, x), target) if target is None else target
     generator = noise_generator(options["seed"], x.device)
     seed = generator.initial_seed()
-    sums: dict[str, torch.Tensor | float] = {"maps": 0.0, "pixel": 0.0}
+    sums: dict[str, Any] = {"maps": 0.0, "shifted": 0.0, "square": 0.0}
 
     def accumulate(_start: int, _stop: int, grads: torch.Tensor, chosen: torch.Tensor) -> None:
+        sums.setdefault("shift", grads[0])  # moments of g - g_0: no cancellation when g barely varies
+        shifted = grads - sums["shift"]
         sums["maps"] = sums["maps"] + grads.abs().amax(dim=2).sum(dim=0)
-        sums["pixel"] = sums["pixel"] + grads.sum(dim=0)
+        sums["shifted"] = sums["shifted"] + shifted.sum(dim=0)
+        sums["square"] = sums["square"] + shifted.square().sum(dim=0)
         sums["targets"] = chosen[0]
 
     n = options["samples"]
     chunked_gradients(model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate, fold=True,
                       **engine_options(options))
-    return Attribution(
-        sums["maps"] / n, sums["targets"].tolist(), "smoothgrad", pixel=sums["pixel"] / n, extras={"seed": seed}
-    )
+    shifted_mean = sums["shifted"] / n
+    return {"maps": sums["maps"] / n, "mean": sums["shift"] + shifted_mean,
+            "variance": (sums["square"] / n - shifted_mean.square()).clamp_min(0),
+            "targets": sums["targets"].tolist(), "seed": seed}
+
+
+def smoothgrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
+    """SmoothGrad (Smilkov et al. 2017): map = mean over n noisy copies of the saliency map
+    max_c |d score / d x_c|; ``pixel`` = mean of the signed gradients (the paper's M-hat)."""
+    m = noisy_gradient_moments(model, x, target, options)
+    return Attribution(m["maps"], m["targets"], "smoothgrad", pixel=m["mean"], extras={"seed": m["seed"]})
+
+
+def vargrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
+    """VarGrad (Adebayo et al. 2018): ``pixel`` = E[g^2] - E[g]^2 over the noisy copies, per channel
+    (the population variance, as captum's NoiseTunnel ``vargrad``); map = max over channels."""
+    m = noisy_gradient_moments(model, x, target, options)
+    variance = m["variance"]
+    return Attribution(variance.amax(dim=1), m["targets"], "vargrad", pixel=variance, extras={"seed": m["seed"]})
 
 
 def make_baseline(x: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
@@ -122,20 +137,33 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
-    """Integrated Gradients (Sundararajan et al. 2017, eq. 1, approximated by quadrature):
+    """Integrated Gradients (Sundararajan et al. 2017, eq. 1) of images, over the pixel path
+    from :func:`make_baseline` (see :func:`path_integral`). ``pixel`` = attr; ``maps`` = sum
+    over channels of attr; ``extras``: ``delta``, ``score``, ``baseline_score``, ``baseline``, ``steps``.
+    """
+    baseline = make_baseline(x, options)
+    found = path_integral(model, x, baseline, target, options, fold=True)
+    attr = found.pop("attr")
+    return Attribution(attr.sum(dim=1), found.pop("targets").tolist(), "integrated_gradients", pixel=attr,
+                       extras={**found, "baseline": baseline})
+
+
+def path_integral(
+    model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, target: TargetSpec, options: dict[str, Any], fold: bool
+) -> dict[str, torch.Tensor]:
+    """IG along the straight path from ``baseline`` to ``x`` (B, ...): any input the model takes
+    (pixels, or word embeddings through a wrapper), so images and text share every rule:
 
     attr = (x - x') * sum_s w_s * d score / d x at x' + alpha_s (x - x').
-    ``pixel`` = attr; ``maps`` = sum over channels of attr.
-    ``extras["delta"]`` = sum(attr) - (f(x) - f(x')) per item (completeness error), with
-    ``extras["score"]`` = f(x), ``extras["baseline_score"]`` = f(x'), and ``extras["steps"]``,
-    the forward + backward passes each item took.
+    Returns ``attr``, ``targets``, ``delta`` = sum(attr) - (f(x) - f(x')) per item (completeness
+    error), ``score`` = f(x), ``baseline_score`` = f(x'), and ``steps``, the passes each item took.
 
     - ``tolerance`` = 0: ``steps`` nodes of ``rule`` (Gauss-Legendre by default), as captum.
     - ``tolerance`` > 0: adaptive (:func:`_adaptive`): trapezoid panels bisected where their
       completeness error is largest, until |delta| <= ``tolerance`` * |f(x) - f(x')| or
       ``max_steps`` passes.
+    ``fold``: run on the network's folded channels_last copy (image networks).
     """
-    baseline = make_baseline(x, options)
     both = predict(model, torch.cat([x, baseline]))
     items = x.shape[0]
     targets = resolve_targets(both[:items], target)
@@ -143,16 +171,17 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: TargetSpec, 
     score_baseline = target_scores(both[items:], targets, options["score"])
     if options["tolerance"] > 0:
         allowed = options["tolerance"] * (score_x - score_baseline).abs()
-        runs = [_adaptive(model, x[i : i + 1], baseline[i : i + 1], targets[i : i + 1], float(allowed[i]), options) for i in range(items)]
+        runs = [_adaptive(model, x[i : i + 1], baseline[i : i + 1], targets[i : i + 1], float(allowed[i]), options, fold)
+                for i in range(items)]
         attr = torch.cat([run[0] for run in runs])
         steps = torch.tensor([run[1] for run in runs])
     else:
         alphas, weights = quadrature(options["rule"], options["steps"])
-        attr = _integrate(model, x, baseline, targets, alphas, weights, options)
+        attr = _integrate(model, x, baseline, targets, alphas, weights, options, fold)
         steps = torch.full((items,), options["steps"], dtype=torch.long)
-    delta = attr.sum(dim=(1, 2, 3)) - (score_x - score_baseline)
-    extras = {"delta": delta, "score": score_x, "baseline_score": score_baseline, "baseline": baseline, "steps": steps}
-    return Attribution(attr.sum(dim=1), targets.tolist(), "integrated_gradients", pixel=attr, extras=extras)
+    delta = attr.flatten(1).sum(dim=1) - (score_x - score_baseline)
+    return {"attr": attr, "targets": targets, "delta": delta, "score": score_x, "baseline_score": score_baseline,
+            "steps": steps}
 
 
 START_PANELS = 8
@@ -160,7 +189,8 @@ START_PANELS = 8
 
 
 def _adaptive(
-    model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, target: torch.Tensor, allowed: float, options: dict[str, Any]
+    model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, target: torch.Tensor, allowed: float,
+    options: dict[str, Any], fold: bool,
 ) -> tuple[torch.Tensor, int]:
     """IG of one item by adaptive panels; returns (attr, passes).
 
@@ -192,7 +222,7 @@ def _adaptive(
         def note(start: int, _stop: int, scores: torch.Tensor) -> None:
             values.update(zip(points[start:], scores[:, 0].tolist()))
 
-        chunked_gradients(model, path, len(points), target, keep, scores=note, fold=True, **engine_options(options))
+        chunked_gradients(model, path, len(points), target, keep, scores=note, fold=fold, **engine_options(options))
 
     evaluate([k / START_PANELS for k in range(START_PANELS + 1)])
     while True:
@@ -217,7 +247,7 @@ def _adaptive(
 
 def _integrate(
     model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, targets: torch.Tensor,
-    alphas: torch.Tensor, weights: torch.Tensor, options: dict[str, Any],
+    alphas: torch.Tensor, weights: torch.Tensor, options: dict[str, Any], fold: bool,
 ) -> torch.Tensor:
     """(x - x') * sum_s w_s grad f(x' + alpha_s (x - x')) at the nodes ``alphas``."""
     steps = len(alphas)
@@ -226,9 +256,9 @@ def _integrate(
     total: list[torch.Tensor | float] = [0.0]
 
     def accumulate(start: int, stop: int, grads: torch.Tensor, _targets: torch.Tensor) -> None:
-        total[0] = total[0] + torch.einsum("s,sbchw->bchw", weights[start:stop], grads)
+        total[0] = total[0] + torch.tensordot(weights[start:stop], grads, dims=1)
 
-    chunked_gradients(model, straight_path(baseline, difference, alphas), steps, targets, accumulate, fold=True,
+    chunked_gradients(model, straight_path(baseline, difference, alphas), steps, targets, accumulate, fold=fold,
                       **engine_options(options))
     return difference * total[0]
 
@@ -237,6 +267,6 @@ def straight_path(baseline: torch.Tensor, difference: torch.Tensor, alphas: torc
     """``make_inputs`` for the points x' + alpha (x - x') at ``alphas`` (S variants of the batch)."""
 
     def make(start: int, stop: int) -> torch.Tensor:
-        return baseline + alphas[start:stop].view(-1, 1, 1, 1, 1) * difference
+        return baseline + alphas[start:stop].view(-1, *([1] * baseline.ndim)) * difference
 
     return make

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from explainers.capture import model_lock
+from explainers.capture import hooks
 from explainers.errors import ExplainerError
 
 
@@ -33,7 +33,6 @@ class LayerInfo:
 def layer_shapes(model: nn.Module, x: torch.Tensor) -> list[LayerInfo]:
     """Output shape of every named module (in call order) for input ``x``, from one forward."""
     seen: dict[str, LayerInfo] = {}
-    handles = []
 
     def recorder(name: str):
         def hook(module: nn.Module, _inputs, output) -> None:
@@ -42,16 +41,9 @@ def layer_shapes(model: nn.Module, x: torch.Tensor) -> list[LayerInfo]:
 
         return hook
 
-    with model_lock(model):
-        try:
-            for name, module in model.named_modules():
-                if name:
-                    handles.append(module.register_forward_hook(recorder(name)))
-            with torch.no_grad():
-                model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+    recorders = [(module, recorder(name)) for name, module in model.named_modules() if name]
+    with hooks(model, forward=recorders), torch.no_grad():
+        model(x)
     return list(seen.values())
 
 

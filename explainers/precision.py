@@ -31,16 +31,6 @@ def native_bfloat16(device: torch.device | str = "cpu") -> bool:
     return False
 
 
-def fast_mode_note(device: torch.device | str = "cpu") -> str:
-    """One sentence on whether fast mode helps on ``device``, for the UI."""
-    if native_bfloat16(device):
-        return "bfloat16 is native here: fast mode runs the gradient passes in bfloat16."
-    capability = torch.backends.cpu.get_cpu_capability() if torch.device(device).type == "cpu" else str(device)
-    return (f"This machine ({capability}) has no native bfloat16, where fast mode is slower than float32 "
-            "(12-17x on an AVX2 CPU, measured): it is offered on GPUs and AVX512-BF16 / AMX CPUs. "
-            "It is approximate: measured 0.3-0.7 relative L2 from float32 per pixel.")
-
-
 def autocast(precision: str, device: torch.device) -> AbstractContextManager:
     """``torch.autocast`` to bfloat16 for ``precision="bfloat16"``; a no-op context for float32."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")

@@ -8,19 +8,21 @@ the softmax). Methods (:data:`TEXT_METHODS`):
 
 - ``integrated_gradients`` (Sundararajan et al. 2017) on the word-embedding output e:
   ``attr = (e - e') * sum_i w_i d s / d e (e' + a_i (e - e'))`` with Gauss-Legendre nodes
-  ``a_i`` and weights ``w_i`` (``n_steps=50``); token score = sum over the hidden dimension.
-  Baseline e' (``baseline=``): ``"pad"`` (every non-special token replaced by [PAD], special
-  tokens kept; default), ``"mask"`` ([MASK] instead) or ``"zeros"`` (zero embeddings).
+  ``a_i`` and weights ``w_i`` (``steps=50``, ``tolerance`` for adaptive panels: the same path
+  integral as images, :func:`explainers.gradients.path_integral`); token score = sum over the
+  hidden dimension. Baseline e' (``baseline=``): ``"pad"`` (every non-special token replaced by
+  [PAD], special tokens kept; default), ``"mask"`` ([MASK] instead) or ``"zero"`` (zero embeddings).
+  The old spellings ``n_steps`` and ``"zeros"`` still work, with a DeprecationWarning.
   ``extras["delta"] = sum(attr) - (s(e) - s(e'))``, the completeness gap. Steps run in chunks
   sized to ``memory_mb`` (default 1024; see :mod:`explainers.engine`); ``progress(done, total)``
   is called after each chunk.
 - ``saliency``: ``||d s / d e_t||_2`` per token (Simonyan et al. 2014).
-- ``grad_x_input``: ``sum_d (d s / d e_t)_d * e_t,d`` (Shrikumar et al. 2016).
+- ``input_x_gradient`` (old name ``grad_x_input``): ``sum_d (d s / d e_t)_d * e_t,d`` (Shrikumar et al. 2016).
 - ``layer_grad_cam``: for each layer l with output H_l (T, D): ``w_l = mean_t d s / d H_l``,
   ``score_l = ReLU(H_l w_l)`` (Selvaraju et al. 2017, applied per layer), scores (L, T). All
   layers come from one forward and one ``autograd.grad`` call. Transformers: every encoder
   layer, plus the embeddings output as row 0 with ``include_embeddings=True``. Text CNN: one
-  row per convolution (kernel width). ``signed=True`` drops the ReLU.
+  row per convolution (kernel width), named by the model registry (``layers=``). ``signed=True`` drops the ReLU.
 - ``grad_cam`` (text CNN only): the Grad-CAM of every convolution, summed over kernel widths,
   (T,). The CNN's ``convs.<i>`` outputs are aligned with the tokens ("same" padding), so the
   map's value at position t is token t's weight.
@@ -36,8 +38,7 @@ on one text, :func:`prepare_text` once (tokens, the target forward) and pass the
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,27 +46,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from explainers.attribution import Explanation
 from explainers.cam import grad_cam_weights, weighted_map
-from explainers.capture import capture, layer_output, preserved_state
+from explainers.capture import capture, find_module, hooks, layer_output, preserved_state
 from explainers.engine import chunked_gradients
 from explainers.errors import ExplainerError
-from explainers.quadrature import gauss_legendre
-from explainers.targets import SCORES, resolve_targets, target_scores
+from explainers.gradients import path_integral
+from explainers.options import modernise, resolve
+from explainers.registry import method as registry_method
+from explainers.registry import methods, names
+from explainers.targets import resolve_targets, target_scores
 from explainers.text_words import detect_scheme, merge_words
-
-TEXT_METHODS = (
-    "integrated_gradients",
-    "saliency",
-    "grad_x_input",
-    "layer_grad_cam",
-    "grad_cam",
-    "attention_rollout",
-)
-BASELINES = ("pad", "mask", "zeros")
 
 
 @dataclass
-class TextAttribution:
+class TextAttribution(Explanation):
     """Token and word scores for one text.
 
     - ``tokens``: the model's tokens, special tokens included; ``special[i]`` marks them.
@@ -115,9 +110,14 @@ def is_transformer(model: nn.Module) -> bool:
 
 
 def text_methods(model: nn.Module) -> tuple[str, ...]:
-    """The methods of :data:`TEXT_METHODS` that apply to ``model``."""
-    skip = "grad_cam" if is_transformer(model) else "attention_rollout"
-    return tuple(m for m in TEXT_METHODS if m != skip)
+    """The registered text methods that apply to ``model`` (text-CNN Grad-CAM for CNNs, attention for transformers)."""
+    return tuple(m.name for m in methods("text") if m.supports_text_model(model))
+
+
+def __getattr__(name: str):
+    if name == "TEXT_METHODS":  # old spelling: every text method
+        return names("text")
+    raise AttributeError(name)
 
 
 def _logits(output) -> torch.Tensor:
@@ -188,53 +188,26 @@ class _FromWordEmbeddings(nn.Module):
         self.model, self.embedding, self.prepared = model, embedding, prepared
 
     def forward(self, embeds: torch.Tensor) -> torch.Tensor:
-        handle = self.embedding.register_forward_hook(lambda _m, _i, _o: embeds)
-        try:
+        with hooks(self.model, forward=[(self.embedding, lambda _m, _i, _o: embeds)]):
             return _logits(self.model(**self.prepared.batch(embeds.shape[0])))
-        finally:
-            handle.remove()
 
 
-def _embedding_gradients(model: nn.Module, prepared: PreparedText, points: Callable[[int, int], torch.Tensor],
-                         weights: torch.Tensor, target: int, score: str, memory_mb: float,
-                         progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """``sum_i weights[i] * d s / d e_i`` (T, D) at word-embedding outputs e_i.
-
-    ``points(start, stop)`` builds e_start..e_stop-1 as (S, T, D), one chunk at a time.
-    """
-    _, embedding = _word_embeddings(model)
-    wrapper = _FromWordEmbeddings(model, embedding, prepared)
-    total = torch.zeros(())
-
-    def accumulate(start: int, stop: int, grads: torch.Tensor, _targets) -> None:
-        nonlocal total
-        total = total + torch.einsum("s,std->td", weights[start:stop].to(grads), grads[:, 0])
-
-    chunked_gradients(wrapper, lambda a, b: points(a, b)[:, None], len(weights), target, accumulate,
-                      score=score, memory_mb=memory_mb, progress=progress)
-    return total
-
-
-def _input_gradient(model: nn.Module, prepared: PreparedText, target: int, score: str) -> tuple[torch.Tensor, torch.Tensor]:
+def input_gradient(model: nn.Module, prepared: PreparedText, target: int, score: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Word embeddings e (T, D) and d s / d e (T, D); cached on ``prepared`` for reuse."""
     key = ("input_gradient", target, score)
     if key not in prepared.cache:
         _, embedding = _word_embeddings(model)
         with torch.no_grad():
             embeds = embedding(prepared.inputs["input_ids"])
-        grad = _embedding_gradients(model, prepared, lambda a, b: embeds, torch.ones(1), target, score, 1024.0)
-        prepared.cache[key] = (embeds[0], grad)
+        found = {}
+
+        def keep(_start: int, _stop: int, grads: torch.Tensor, _targets) -> None:
+            found["grad"] = grads[0, 0]
+
+        chunked_gradients(_FromWordEmbeddings(model, embedding, prepared), lambda a, b: embeds[None], 1, target, keep,
+                          score=score)
+        prepared.cache[key] = (embeds[0], found["grad"])
     return prepared.cache[key]
-
-
-def _saliency(model, tokenizer, prepared, target, score: str = "logit") -> tuple[torch.Tensor, dict]:
-    _, grad = _input_gradient(model, prepared, target, score)
-    return grad.norm(dim=-1), {}
-
-
-def _grad_x_input(model, tokenizer, prepared, target, score: str = "logit") -> tuple[torch.Tensor, dict]:
-    embeds, grad = _input_gradient(model, prepared, target, score)
-    return (grad * embeds).sum(dim=-1), {}
 
 
 def _baseline_ids(tokenizer, prepared: PreparedText, baseline: str) -> torch.Tensor:
@@ -247,36 +220,18 @@ def _baseline_ids(tokenizer, prepared: PreparedText, baseline: str) -> torch.Ten
     return ids
 
 
-def _integrated_gradients(model, tokenizer, prepared, target, score: str = "logit",
-                          baseline: str = "pad", n_steps: int = 50, memory_mb: float = 1024.0,
-                          progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, dict]:
-    if progress is not None and not callable(progress):
-        raise ExplainerError("progress must be None or a callable progress(done, total).")
-    if baseline not in BASELINES:
-        raise ExplainerError(f"Unknown IG baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
-    if n_steps < 1:
-        raise ExplainerError("n_steps must be at least 1.")
+def integrated_gradients(model: nn.Module, tokenizer, prepared: PreparedText, target: int,
+                         options: dict[str, Any]) -> tuple[torch.Tensor, dict]:
+    """IG over the word-embedding path (:func:`explainers.gradients.path_integral`, the images' one):
+    token scores (T,) and ``delta``, ``steps``."""
     _, embedding = _word_embeddings(model)
     with torch.no_grad():
-        embeds = embedding(prepared.inputs["input_ids"])[0]
-        base = (torch.zeros_like(embeds) if baseline == "zeros"
-                else embedding(_baseline_ids(tokenizer, prepared, baseline))[0])
-    alphas, weights = gauss_legendre(n_steps)
-    diff = embeds - base
-    alphas = alphas.to(embeds)
-
-    def points(start: int, stop: int) -> torch.Tensor:
-        return base + alphas[start:stop, None, None] * diff
-
-    grad_sum = _embedding_gradients(model, prepared, points, weights, target, score, memory_mb, progress)
-    attr = diff * grad_sum
+        embeds = embedding(prepared.inputs["input_ids"])
+        base = (torch.zeros_like(embeds) if options["baseline"] == "zero"
+                else embedding(_baseline_ids(tokenizer, prepared, options["baseline"])))
     wrapper = _FromWordEmbeddings(model, embedding, prepared)
-    targets = torch.tensor([target], device=base.device)
-    with preserved_state(model), torch.no_grad():
-        base_score = target_scores(wrapper(base[None]), targets, score)[0]
-    input_score = target_scores(prepared.logits, targets, score)[0]
-    delta = float(attr.sum() - (input_score - base_score))
-    return attr.sum(dim=-1), {"delta": delta}
+    found = path_integral(wrapper, embeds, base, int(target), options, fold=False)
+    return found["attr"][0].sum(dim=-1), {"delta": float(found["delta"][0]), "steps": int(found["steps"][0])}
 
 
 def _encoder_layers(model: nn.Module, include_embeddings: bool) -> list[str]:
@@ -298,12 +253,19 @@ def _encoder_layers(model: nn.Module, include_embeddings: bool) -> list[str]:
     return names
 
 
-def _conv_layers(model: nn.Module) -> list[str]:
-    """Names of the text CNN's per-width blocks ``convs.<i>``."""
-    convs = getattr(model, "convs", None)
-    if not isinstance(convs, nn.ModuleList):
-        raise ExplainerError("This model is neither a transformer nor a text CNN with `convs` layers.")
-    return [f"convs.{i}" for i in range(len(convs))]
+def _conv_layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
+    """The convolution blocks of a non-transformer text model: ``layers=``, else the names the
+    model declares through ``attribution_layers()`` (the model registry's text CNN does), with
+    the model's positions aligned to the tokens ("same" padding)."""
+    if not layers:
+        declared = getattr(model, "attribution_layers", None)
+        if not callable(declared):
+            raise ExplainerError("This model is not a transformer and declares no attribution_layers(): name its "
+                                 "token-aligned convolution layers with layers=[...].")
+        layers = declared()
+    for name in layers:
+        find_module(model, name)
+    return list(layers)
 
 
 def grad_cam_rows(activations: Sequence[torch.Tensor], gradients: Sequence[torch.Tensor],
@@ -336,21 +298,22 @@ def _layer_maps(model: nn.Module, prepared: PreparedText, layers: list[str], tar
     return grad_cam_rows([first(o).detach() for o in outputs], [first(g) for g in grads], signed)
 
 
-def _layer_grad_cam(model, tokenizer, prepared, target, score: str = "logit",
-                    include_embeddings: bool = False, signed: bool = False) -> tuple[torch.Tensor, dict]:
+def layer_grad_cam(model, prepared, target, score: str = "logit", include_embeddings: bool = False,
+                   signed: bool = False, layers: Sequence[str] | None = None) -> tuple[torch.Tensor, dict]:
+    """Per-layer Grad-CAM rows (L, T) and their layer names (``extras["layers"]``)."""
     if is_transformer(model):
-        layers = _encoder_layers(model, include_embeddings)
-        return _layer_maps(model, prepared, layers, target, score, signed, False), {"layers": layers}
-    layers = _conv_layers(model)
-    return _layer_maps(model, prepared, layers, target, score, signed, True), {"layers": layers}
+        names_ = list(layers) if layers else _encoder_layers(model, include_embeddings)
+        return _layer_maps(model, prepared, names_, target, score, signed, False), {"layers": names_}
+    names_ = _conv_layers(model, layers)
+    return _layer_maps(model, prepared, names_, target, score, signed, True), {"layers": names_}
 
 
-def _grad_cam(model, tokenizer, prepared, target, score: str = "logit",
-              signed: bool = False) -> tuple[torch.Tensor, dict]:
+def text_cnn_grad_cam(model, prepared, target, score: str = "logit", signed: bool = False,
+                      layers: Sequence[str] | None = None) -> tuple[torch.Tensor, dict]:
+    """The text CNN's Grad-CAM: every convolution's row summed over kernel widths, (T,)."""
     if is_transformer(model):
         raise ExplainerError("grad_cam is the text-CNN method; for a transformer use layer_grad_cam.")
-    layers = _conv_layers(model)
-    return _layer_maps(model, prepared, layers, target, score, signed, True).sum(dim=0), {}
+    return _layer_maps(model, prepared, _conv_layers(model, layers), target, score, signed, True).sum(dim=0), {}
 
 
 def rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -381,31 +344,14 @@ def attention_weights(model: nn.Module, prepared: PreparedText) -> torch.Tensor:
     return torch.stack([a[0].float() for a in attentions])
 
 
-def _attention_rollout(model, tokenizer, prepared, target, row: int = 0) -> tuple[torch.Tensor, dict]:
-    return rollout(list(attention_weights(model, prepared)))[row], {"target_independent": True}
-
-
-_METHODS = {
-    "integrated_gradients": _integrated_gradients,
-    "saliency": _saliency,
-    "grad_x_input": _grad_x_input,
-    "layer_grad_cam": _layer_grad_cam,
-    "grad_cam": _grad_cam,
-    "attention_rollout": _attention_rollout,
-}
-
-
 def _explain_prepared(model, tokenizer, prepared: PreparedText, method: str, target, options) -> TextAttribution:
-    if method not in _METHODS:
-        raise ExplainerError(f"Unknown text method {method!r}; choose one of {', '.join(TEXT_METHODS)}.")
-    if options.get("score", "logit") not in SCORES:
-        raise ExplainerError(f"score must be one of {', '.join(SCORES)}.")
-    known = list(inspect.signature(_METHODS[method]).parameters)[4:]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ExplainerError(f"{method} has no option {', '.join(unknown)}; its options: {', '.join(known)}.")
+    record = registry_method(method, "text")
+    if not record.supports_text_model(model):
+        raise ExplainerError(f"{record.label} does not apply to this model; its methods: {', '.join(text_methods(model))}.")
+    options = resolve(record.name, record.text_options, modernise(options))
     chosen = int(resolve_targets(prepared.logits, target)[0])
-    scores, extras = _METHODS[method](model, tokenizer, prepared, chosen, **options)
+    scores, extras = record.explain_text(model, tokenizer, prepared, chosen, options)
+    method = record.name
     layers = extras.pop("layers", [])
     values = scores.detach().cpu().numpy()
     words, word_scores, token_word = merge_words(

@@ -81,7 +81,7 @@ def heat_trace(heat: np.ndarray, image_hw: tuple[int, int], coloraxis: str, opac
 
 def coloraxis_layout(scale: Scale, colorbar: dict | None = None, fade_centre: bool = False) -> dict:
     """A ``layout.coloraxis`` dict for ``scale`` (range, colours, colorbar); see :func:`colour_stops` for ``fade_centre``."""
-    colours = [[p, "rgba({:.0f},{:.0f},{:.0f},{:.3f})".format(r * 255, g * 255, b * 255, a)]
+    colours = [[p, f"rgba({r * 255:.0f},{g * 255:.0f},{b * 255:.0f},{a:.3f})"]
                for p, (r, g, b, a) in colour_stops(scale, fade_centre)]
     return dict(
         cmin=scale.zmin,
@@ -191,7 +191,7 @@ def map_grid(
             at_rows += [i + 1, i + 1]
             at_cols += [j + 1, j + 1]
             if per_map:
-                (x0, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
+                (_, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
                 cb = dict(x=x1 + 0.004, xanchor="left", y=(y0 + y1) / 2, len=(y1 - y0) * 0.9, thickness=8)
             else:
                 cb = dict(title=dict(text=scale.html_label, side="right"))

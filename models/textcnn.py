@@ -58,6 +58,10 @@ class TextCNN(nn.Module):
         """The frozen word embedding layer (same accessor name as Hugging Face models)."""
         return self.embed
 
+    def attribution_layers(self) -> list[str]:
+        """The token-aligned layers that Grad-CAM reads (the explainers' protocol for text models)."""
+        return [f"convs.{i}" for i in range(len(self.convs))]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, num_labels)`` for token ids ``(B, T)``; mask 1 = token, 0 = padding.

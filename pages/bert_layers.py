@@ -7,17 +7,20 @@ import json
 import numpy as np
 import streamlit as st
 
+import explainers
 from explainers.text import attention_weights, rollout
 from figures.export import layers_tokens_png, records_csv, to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
-from pages.text import LAST_TEXT
 from ui.guard import panel
-from ui.text_inputs import choose_text_model, prepare_checked
+from ui.text_inputs import LAST_TEXT, choose_text_model, prepare_checked
 from ui.text_results import TextResult, explain, probabilities, text_runs
 
 DEFAULT_TEXT = "The actors are wonderful, but the script is lazy and the ending is a letdown."
 CLS_SHARE = 0.5
 """Share of the last layer's row on the first token above which the page explains why."""
+
+PER_LAYER = next(m.name for m in explainers.methods("text") if m.per_layer)
+"""The layers x tokens method (the registry's per-layer text record)."""
 
 
 def layer_labels(result: TextResult) -> list[str]:
@@ -75,7 +78,7 @@ def run() -> None:
     columns = st.columns(len(targets))
     for column, target in zip(columns, targets):
         with column, panel(f"Per-layer Grad-CAM for {model.labels[target]}"):
-            result = explain(shared, prep, "layer_grad_cam", target, options)
+            result = explain(shared, prep, PER_LAYER, target, options)
             if result.error:
                 st.error(result.error)
                 continue

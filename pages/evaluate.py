@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 import evaluation
-import explainers
 import models
 from figures.evaluation import agreement_heatmap, correlation_cascade, curves_figure
 from figures.evaluation_extra import lines_png
@@ -15,16 +14,14 @@ from figures.export import grid_png, to_html
 from figures.image import map_grid
 from ui import evaluation_results as results
 from ui.guard import panel
+from ui.methods import default_methods, image_methods, label
 from ui.resources import image_model
 
-DEFAULT_METHODS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
 REPLACEMENTS = {"zero": "Grey / mean colour (zero tensor)", "blur": "Blurred photo"}
 IG_STEPS = [8, 16, 32, 64, 128]
 MAX_CASCADE_COLUMNS = 6
 
 
-def label(method: str) -> str:
-    return results.LABELS.get(method, method)
 
 
 def choose() -> tuple:
@@ -39,7 +36,7 @@ def choose() -> tuple:
     top = [int(i) for i in np.argsort(probs)[::-1][:5]]
     target = st.selectbox("Class to explain", top, format_func=lambda i: f"{model.labels[i]} ({probs[i]:.1%})",
                           key="ev_target")
-    methods = st.multiselect("Methods", list(explainers.METHODS), default=DEFAULT_METHODS, format_func=label,
+    methods = st.multiselect("Methods", image_methods(), default=default_methods(), format_func=label,
                              key="ev_methods")
     with st.sidebar.expander("Deletion / insertion", expanded=True):
         options = {

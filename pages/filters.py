@@ -13,7 +13,7 @@ from explainers.capture import find_module
 from figures.filters import channel_grid, optimised_grid
 from ui.filter_results import cached_feature_maps, filter_runs, optimised_units
 from ui.guard import panel
-from pages.images import choose_input
+from ui.image_inputs import choose_input
 
 SORTS = {"mean": "Mean activation", "grad_cam": "Grad-CAM weight for a class"}
 PAGE_SIZES = [16, 32, 64]
@@ -164,8 +164,8 @@ def run() -> None:
     chosen = choose_input()
     if chosen is None:
         return
-    shared, key, rgb, x, context, probs = (chosen.shared, chosen.key, chosen.rgb, chosen.x, chosen.context,
-                                           chosen.probs)
+    shared, x, context, probs = (chosen.shared, chosen.x, chosen.context,
+                                 chosen.probs)
     model = shared.model
     layer = choose_layer(model)
     maps_tab, max_tab = st.tabs(["Feature maps", "Activation maximisation"])

@@ -13,17 +13,13 @@ from figures.scales import scale_for
 from ui.gallery_inputs import MAX_IMAGES, read_uploads
 from ui.gallery_results import Item, disagreement, gallery_maps
 from ui.guard import panel
-from ui.image_results import SIGNED, VARIANTS, cached_predictions
+from ui.image_results import cached_predictions
+from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, page_options, signed
 from ui.report_button import export_report_button, image_report_section
 from ui.resources import image_model
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"]
-DEFAULT_VARIANTS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
-OPTIONS = {
-    "integrated_gradients": {"steps": 50, "baseline": "zero", "seed": 0, "tolerance": 0.01, "max_steps": 400},
-    "smoothgrad": {"samples": 25, "noise_level": 0.15, "seed": 0},
-    "smooth_grad_cam_plus_plus": {"samples": 25, "noise_level": 0.15, "seed": 0},
-}
+OPTIONS = page_options(PAGE_DEFAULTS)
 """The Images page's default method options, so both pages share cached maps."""
 SORTS = {"disagreement": "Method disagreement (high first)", "confidence_low": "Confidence (low first)",
          "confidence_high": "Confidence (high first)", "name": "Name"}
@@ -61,7 +57,7 @@ def table(items: list[Item], probs: list[np.ndarray], maps: list[dict], labels: 
         score, pair = disagreement(results)
         rows.append({"Image": item.name, "Predicted": labels[int(np.argmax(p))], "Confidence": float(np.max(p)),
                      "Disagreement": score, "Least agreeing pair": pair,
-                     "Failed": ", ".join(VARIANTS[v].label for v, r in results.items() if r.error)})
+                     "Failed": ", ".join(label(v) for v, r in results.items() if r.error)})
     return pd.DataFrame(rows)
 
 
@@ -87,8 +83,8 @@ def run() -> None:
         items = choose_images(model)
     if not items:
         return
-    variants = st.multiselect("Methods (one column each)", list(VARIANTS), default=DEFAULT_VARIANTS,
-                              format_func=lambda v: VARIANTS[v].label, key="gal_methods")
+    variants = st.multiselect("Methods (one column each)", image_methods(), default=default_methods(),
+                              format_func=label, key="gal_methods")
     batch = st.sidebar.slider("Batch size", 1, 16, 8, key="gal_batch")
     opacity = st.sidebar.slider("Map opacity", 0.0, 1.0, 0.55, 0.05, key="gal_opacity")
     layer = model.default_layer
@@ -123,8 +119,8 @@ def run() -> None:
         shown = st.slider("Images in the grid", 1, len(items), min(len(items), 8), key="gal_shown")
         for i in ranked[:shown]:
             cells = [maps[i][v].heat for v in variants]
-            scales = scale_for(cells, signed=[v in SIGNED for v in variants], clip_percentile=99.5)
-            fig = map_grid(items[i].rgb, [cells], [model.labels[targets[i]]], [VARIANTS[v].label for v in variants],
+            scales = scale_for(cells, signed=[signed(v) for v in variants], clip_percentile=99.5)
+            fig = map_grid(items[i].rgb, [cells], [model.labels[targets[i]]], [label(v) for v in variants],
                            [scales], opacity, title=items[i].name, cell_height=200)
             st.plotly_chart(fig, key=f"gal_grid_{i}")
 
@@ -137,7 +133,7 @@ def run() -> None:
             named = {f"{i:03d}__{v}": maps[i][v].heat for i in range(len(items)) for v in variants
                      if maps[i][v].heat is not None}
             meta = {"images": [item.name for item in items], "targets": [model.labels[t] for t in targets],
-                    "methods": [VARIANTS[v].label for v in variants], "layer": layer, "model": model.name}
+                    "methods": [label(v) for v in variants], "layer": layer, "model": model.name}
             return maps_npz(named, meta)
 
         export_report_button(sections, title=f"Gallery: {len(items)} images", key="gal_report",

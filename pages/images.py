@@ -2,109 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import streamlit as st
-import torch
 
-import models
+from explainers.precision import native_bfloat16
 from figures.export import grid_png, maps_npz, to_html
 from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import DIVERGING, SCALE_MODES, scale_for
-from explainers.precision import fast_mode_note, native_bfloat16
-from ui.captions import METHOD_CAPTIONS
 from ui.evaluation_results import score_caption
 from ui.guard import panel
+from ui.image_inputs import choose_input
 from ui.image_results import (
-    SIGNED,
-    VARIANTS,
     MapResult,
-    cached_predictions,
     compute_maps,
     explainer_runs,
     score_results,
 )
+from ui.methods import (
+    PAGE_DEFAULTS,
+    caption,
+    default_methods,
+    fast_mode_note,
+    image_methods,
+    label,
+    page_options,
+    signed,
+    slow,
+)
 from ui.report_button import export_report_button, image_report_section
-from ui.resources import Shared, digest, image_model, image_model_from_upload
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
-CHECKPOINT_TYPES = ["safetensors", "pt", "pth"]
-DEFAULT_VARIANTS = ["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]
 COLORSCALES = ["Inferno", "Viridis", "Jet", "Hot", "Greys"]
 SCALE_LABELS = {"per_map": "Per map", "shared": "Shared across the grid", "signed": "Signed (centred on 0)"}
 BASELINES = {"zero": "Zero tensor (mean image)", "black": "Black image", "blur": "Blurred photo", "uniform": "Uniform noise"}
 MAX_TARGETS = 4
-
-
-def choose_model() -> Shared:
-    """Sidebar: the bundled model, or a torchvision architecture with the user's checkpoint."""
-    with st.sidebar:
-        st.subheader("Model")
-        source = st.radio("Model source", ["Bundled", "Your torchvision checkpoint"], key="img_model_source")
-        if source == "Bundled":
-            names = [e.name for e in models.image_models() if e.offline]
-            return image_model(st.selectbox("Model", names, key="img_model"))
-        archs = models.image.torchvision_architectures()
-        arch = st.selectbox("Architecture", archs, key="img_arch", index=archs.index("resnet18"))
-        upload = st.file_uploader("Checkpoint (.safetensors, .pt, .pth)", type=CHECKPOINT_TYPES, key="img_checkpoint")
-        if upload is None:
-            st.info("Upload a checkpoint for this architecture; the bundled model is used meanwhile.")
-            return image_model()
-        data = upload.getvalue()
-        suffix = "." + upload.name.rsplit(".", 1)[-1].lower()
-        with panel("Your checkpoint"):
-            return image_model_from_upload(arch, digest(data), data, suffix)
-        st.info("Using the bundled model instead.")
-        return image_model()
-
-
-def choose_image() -> tuple[str, bytes | None]:
-    """A bundled sample or an uploaded file: (cache key, uploaded bytes or None)."""
-    source = st.radio("Image", ["Sample", "Upload"], horizontal=True, key="img_source")
-    if source == "Sample":
-        name = st.selectbox("Sample photo", models.sample_names(), key="img_sample")
-        return f"sample:{name}", None
-    upload = st.file_uploader("Your image (PNG, JPEG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="img_upload")
-    if upload is None:
-        st.info("Upload an image to explain it.")
-        st.stop()
-    data = upload.getvalue()
-    return f"upload:{digest(data)}", data
-
-
-def choose_picture(model) -> tuple[str, np.ndarray] | None:
-    """The chosen photo as the model sees it (uint8 HxWx3) with its cache key; None if unreadable."""
-    key, data = choose_image()
-    with panel("The image"):
-        image = models.open_image(data) if data is not None else models.load_sample(key.split(":", 1)[1])
-        return key, model.resize(image)
-    return None
-
-
-@dataclass
-class ImageInput:
-    """What a page explains: the shared model, the photo (key, uint8 HxWx3, tensor) and its prediction."""
-
-    shared: Shared
-    key: str
-    rgb: np.ndarray
-    x: torch.Tensor
-    context: tuple
-    probs: np.ndarray
-
-
-def choose_input() -> ImageInput | None:
-    """Model and photo from the widgets, with class probabilities (cached); None if the photo is unreadable."""
-    shared = choose_model()
-    model = shared.model
-    picture = choose_picture(model)
-    if picture is None:
-        return None
-    key, rgb = picture
-    x = model.to_tensor(rgb)
-    context = (model.name, model.description, key)
-    return ImageInput(shared, key, rgb, x, context, cached_predictions(shared, x, context))
 
 
 def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list[int]:
@@ -158,20 +88,21 @@ def method_options(model) -> dict[str, dict]:
                                value=True, key="img_ig_adaptive",
                                help="Points are added where the path's gradient changes most; typically 10-100 "
                                     "passes. Untick for a fixed number of Gauss-Legendre steps (as captum).")
-        steps = st.slider("Integrated Gradients: fixed steps", 8, 256, 50, key="img_ig_steps", disabled=adaptive)
+        steps = st.slider("Integrated Gradients: fixed steps", 8, 256, PAGE_DEFAULTS["steps"], key="img_ig_steps",
+                          disabled=adaptive)
         fast = st.checkbox("Fast mode: saliency, SmoothGrad and IG in bfloat16 (approximate)", key="img_fast",
                            disabled=not native_bfloat16(), help=fast_mode_note())
-        samples = st.slider("SmoothGrad / Smooth Grad-CAM++: samples", 4, 100, 25, key="img_sg_samples")
-        noise = st.slider("SmoothGrad / Smooth Grad-CAM++: noise level", 0.0, 0.5, 0.15, 0.01, key="img_sg_noise")
-        seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="img_seed"))
-    ig = {"steps": steps, "baseline": baseline, "seed": seed, "tolerance": 0.01 if adaptive else 0.0,
-          "max_steps": max(400, steps)}
+        samples = st.slider("Noisy methods (SmoothGrad, VarGrad, Smooth Grad-CAM++): samples", 4, 100,
+                            PAGE_DEFAULTS["samples"], key="img_sg_samples")
+        noise = st.slider("Noisy methods: noise level", 0.0, 0.5, PAGE_DEFAULTS["noise_level"], 0.01, key="img_sg_noise")
+        seed = int(st.number_input("Noise seed", 0, 2**31 - 1, PAGE_DEFAULTS["seed"], key="img_seed"))
+    widgets = {"steps": steps, "baseline": baseline, "tolerance": PAGE_DEFAULTS["tolerance"] if adaptive else 0.0,
+               "max_steps": max(PAGE_DEFAULTS["max_steps"], steps), "samples": samples, "noise_level": noise, "seed": seed}
     if baseline == "black":
-        ig["black"] = tuple(model.to_tensor(np.zeros((1, 1, 3), np.uint8))[0, :, 0, 0].tolist())
-    noisy = {"samples": samples, "noise_level": noise, "seed": seed}
-    precision = {"precision": "bfloat16"} if fast else {}
-    return {"integrated_gradients": ig | precision, "smoothgrad": noisy | precision, "smooth_grad_cam_plus_plus": noisy,
-            "saliency": precision}
+        widgets["black"] = tuple(model.to_tensor(np.zeros((1, 1, 3), np.uint8))[0, :, 0, 0].tolist())
+    if fast:
+        widgets["precision"] = "bfloat16"
+    return page_options(widgets)
 
 
 def display_options() -> dict:
@@ -191,8 +122,8 @@ def grid_arrays(results: dict, variants: list[str], targets: list[int]) -> list[
 def scales_for(maps: list[list[np.ndarray | None]], variants: list[str], display: dict):
     """Colour scales for the grid: signed methods always diverging, others per the chosen mode."""
     flat = [m for row in maps for m in row]
-    signed = [v in SIGNED or display["mode"] == "signed" for _ in maps for v in variants]
-    scales = scale_for(flat, display["mode"], signed, 99.5 if display["clip"] else None,
+    is_signed = [signed(v) or display["mode"] == "signed" for _ in maps for v in variants]
+    scales = scale_for(flat, display["mode"], is_signed, 99.5 if display["clip"] else None,
                        sequential=display["colorscale"], diverging=DIVERGING)
     cols = len(variants)
     return [scales[i * cols:(i + 1) * cols] for i in range(len(maps))]
@@ -200,10 +131,10 @@ def scales_for(maps: list[list[np.ndarray | None]], variants: list[str], display
 
 def facts(result: MapResult, labels: list[str]) -> str:
     """The line under a map: method, layer, target, time, and IG's convergence delta."""
-    spec = VARIANTS[result.variant]
+    name = label(result.variant)
     if result.error:
-        return f"**{spec.label}** for *{labels[result.target]}*: :red[{result.error}]"
-    parts = [f"**{spec.label}**", f"target *{labels[result.target]}*"]
+        return f"**{name}** for *{labels[result.target]}*: :red[{result.error}]"
+    parts = [f"**{name}**", f"target *{labels[result.target]}*"]
     if result.extras.get("all_zero"):
         parts.append(":orange-badge[zero everywhere] no pixel changes this method's score here (e.g. the image "
                      "equals the baseline, or its gradients vanish): the map is blank, not broken")
@@ -227,7 +158,7 @@ def facts(result: MapResult, labels: list[str]) -> str:
 def show_grid(slot, rgb, maps, variants, targets, labels, display, stage: str):
     """Draw the map grid into ``slot``; returns the figure and its scales (for the downloads)."""
     scales = scales_for(maps, variants, display)
-    fig = map_grid(rgb, maps, row_titles=[labels[t] for t in targets], col_titles=[VARIANTS[v].label for v in variants],
+    fig = map_grid(rgb, maps, row_titles=[labels[t] for t in targets], col_titles=[label(v) for v in variants],
                    scales=scales, opacity=display["opacity"])
     slot.plotly_chart(fig, key=f"img_grid_{stage}")
     return fig, scales
@@ -236,7 +167,7 @@ def show_grid(slot, rgb, maps, variants, targets, labels, display, stage: str):
 def downloads(rgb, maps, variants, targets, labels, display, fig, scales, results) -> None:
     """Download buttons; every file is built only when its button is clicked (deferred data)."""
     row_titles = [labels[t] for t in targets]
-    col_titles = [VARIANTS[v].label for v in variants]
+    col_titles = [label(v) for v in variants]
     named = {f"{v}__{labels[t]}": r.heat for (v, t), r in results.items() if r.heat is not None}
     meta = {"targets": row_titles, "methods": col_titles}
     left, middle, right = st.columns(3)
@@ -253,7 +184,7 @@ def downloads(rgb, maps, variants, targets, labels, display, fig, scales, result
         variant, target_label = pick.split("__", 1)
 
         def single_html() -> str:
-            title = f"{VARIANTS[variant].label}: {target_label}"
+            title = f"{label(variant)}: {target_label}"
             return to_html(overlay_figure(rgb, named[pick], opacity=display["opacity"], title=title))
 
         a, b = st.columns(2)
@@ -281,8 +212,8 @@ def run() -> None:
                        key="img_topk")
 
     targets = choose_targets(model.labels, probs, context)
-    variants = st.multiselect("Methods (one column each)", list(VARIANTS), default=DEFAULT_VARIANTS,
-                              format_func=lambda v: VARIANTS[v].label, key="img_methods")
+    variants = st.multiselect("Methods (one column each)", image_methods(), default=default_methods(),
+                              format_func=label, key="img_methods")
     with panel("Layers"):
         layer = choose_layer(model)
     options = method_options(model)
@@ -294,7 +225,7 @@ def run() -> None:
     with panel("The maps"):
         slot = st.empty()
         results = compute_maps(shared, x, context, variants, targets, layer, options)
-        pending = [v for v in variants if VARIANTS[v].slow]
+        pending = [v for v in variants if slow(v)]
         fig, scales = show_grid(slot, rgb, grid_arrays(results, variants, targets), variants, targets, model.labels,
                                 display, "fast")
         if pending:
@@ -319,7 +250,7 @@ def run() -> None:
                 column.caption(facts(results[variant, target], model.labels))
         with st.expander("What do these colours mean?"):
             for variant in variants:
-                st.markdown(METHOD_CAPTIONS[variant])
+                st.markdown(caption(variant))
         maps = grid_arrays(results, variants, targets)
         downloads(rgb, maps, variants, targets, model.labels, display, fig, scales, results)
         export_report_button(
@@ -327,7 +258,7 @@ def run() -> None:
                                           display["opacity"])],
             title=f"Images: {key.split(':', 1)[-1]}", key="img_report",
             png=lambda: grid_png(rgb, maps, [model.labels[t] for t in targets],
-                                 [VARIANTS[v].label for v in variants], scales, display["opacity"]),
+                                 [label(v) for v in variants], scales, display["opacity"]),
         )
     st.caption(f"Explainer runs in this session: {explainer_runs()}. Display changes reuse the computed maps.")
 

@@ -8,17 +8,17 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
+import explainers
 from explainers.text import text_methods
 from figures.export import records_csv, to_html, token_rows_png
 from figures.image import topk_bar
 from figures.text import TokenRow, token_heatmap_rows
-from ui.guard import panel
-from ui.report_button import export_report_button, text_report_section
-from ui.text_inputs import choose_text_model, prepare_checked
 from ui.evaluation_results import score_caption
+from ui.guard import panel
+from ui.methods import label, signed
+from ui.report_button import export_report_button, text_report_section
+from ui.text_inputs import LAST_TEXT, choose_text_model, prepare_checked
 from ui.text_results import (
-    LABELS,
-    SIGNED,
     TextResult,
     explain,
     ig_progress,
@@ -42,11 +42,11 @@ EXAMPLES = {
         "is a thoughtful, well made film that deserves a bigger audience than it will probably get."
     ),
     "Japanese": "この映画は本当に素晴らしかった。",
+    "Japanese: I am an unlucky person": "私は不運な人間です。",
+    "Chinese: a good hotel": "这家酒店的服务非常好，房间也很干净。",
+    "Chinese: a terrible hotel": "这家酒店太糟糕了，房间又脏又吵。",
 }
-PAGE_METHODS = ("integrated_gradients", "saliency", "grad_x_input", "attention_rollout", "grad_cam")
-LAST_TEXT = "text_last_typed"
-"""Session key of the Text page's latest text, which the BERT layers page starts from."""
-IG_BASELINES = {"pad": "[PAD] tokens", "mask": "[MASK] tokens", "zeros": "Zero embeddings"}
+IG_BASELINES = {"pad": "[PAD] tokens", "mask": "[MASK] tokens", "zero": "Zero embeddings"}
 
 
 def _use_example() -> None:
@@ -70,10 +70,10 @@ def rows_for(results: list[TextResult], words: bool) -> list[TokenRow]:
         note = (f"Convergence delta {a.extras['delta']:+.4f} (sum of scores minus the score difference "
                 "from the baseline)") if "delta" in a.extras else ""
         if words:
-            rows.append(TokenRow(LABELS[result.method], a.words, a.word_scores, note=note))  # hover: the word
+            rows.append(TokenRow(label(result.method), a.words, a.word_scores, note=note))  # hover: the word
         else:
             words_of = [a.words[i] if i >= 0 else "(special)" for i in a.token_word]
-            rows.append(TokenRow(LABELS[result.method], a.tokens, a.scores, words=words_of, special=a.special,
+            rows.append(TokenRow(label(result.method), a.tokens, a.scores, words=words_of, special=a.special,
                                  note=note))
     return rows
 
@@ -92,7 +92,7 @@ def scores_table(results: list[TextResult]) -> list[dict]:
 
 def facts(result: TextResult) -> str:
     a = result.attribution
-    parts = [f"**{LABELS[result.method]}**", f"{result.seconds * 1000:.0f} ms"]
+    parts = [f"**{label(result.method)}**", f"{result.seconds * 1000:.0f} ms"]
     if a.extras.get("target_independent"):
         parts.append("does not depend on the target class")
     if result.faithfulness is not None:
@@ -133,27 +133,31 @@ def run() -> None:
     target_name = st.selectbox(f"Target class (predicted: {model.labels[predicted]})", names,
                                format_func=lambda n: "The predicted class" if n == "Predicted" else n, key="txt_target")
     target = predicted if target_name == "Predicted" else model.labels.index(target_name)
-    available = [m for m in PAGE_METHODS if m in text_methods(model.net)]
-    methods = st.multiselect("Methods (one row each)", available, default=available, format_func=LABELS.get,
+    # Token-level gradient methods first (IG leads), then the model-specific ones; per-layer views live on their page.
+    available = sorted((m for m in text_methods(model.net) if not explainers.method(m).per_layer),
+                       key=lambda m: explainers.method(m).family != "gradient")
+    methods = st.multiselect("Methods (one row each)", available, default=available, format_func=label,
                              key="txt_methods")
     with st.sidebar.expander("Method options"):
-        steps = st.slider("Integrated Gradients: steps", 8, 200, 50, key="txt_ig_steps")
+        adaptive = st.checkbox("Integrated Gradients: adaptive path (refined until delta <= 1%)", value=True,
+                               key="txt_ig_adaptive", help="Untick for a fixed number of Gauss-Legendre steps.")
+        steps = st.slider("Integrated Gradients: fixed steps", 8, 200, 50, key="txt_ig_steps", disabled=adaptive)
         baseline = st.selectbox("Integrated Gradients: baseline", list(IG_BASELINES), format_func=IG_BASELINES.get,
                                 key="txt_ig_baseline")
     with st.sidebar.expander("Display", expanded=True):
         words = st.toggle("Merge subwords into words", key="txt_words")
         shared_scale = st.checkbox("One colour scale for all rows", key="txt_shared_scale")
         width = st.slider("Characters per line", 40, 160, 90, 10, key="txt_width")
-    options = {"integrated_gradients": {"n_steps": steps, "baseline": baseline}}
+    options = {"integrated_gradients": {"steps": steps, "baseline": baseline, "tolerance": 0.01 if adaptive else 0.0}}
 
     with panel("The token heatmaps"):
         with ig_progress() as progress:
             results = [explain(shared, prep, m, target, options.get(m, {}), progress) for m in methods]
         for failed in [r for r in results if r.error]:
-            st.error(f"{LABELS[failed.method]}: {failed.error}")
+            st.error(f"{label(failed.method)}: {failed.error}")
         good = [r for r in results if r.attribution is not None]
         if good:
-            layout = dict(shared=shared_scale, signed=[r.method in SIGNED for r in good], width=width)
+            layout = dict(shared=shared_scale, signed=[signed(r.method) for r in good], width=width)
             fig = token_heatmap_rows(rows_for(good, words), **layout)
             st.plotly_chart(fig, key="txt_heatmaps")
             if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
@@ -169,7 +173,7 @@ def run() -> None:
     with st.expander("Compare with a second text", expanded=False):
         other = st.text_input("Second text", value="not good", key="txt_other")
         first_text = st.text_input("First text", value="good", key="txt_first")
-        method = st.selectbox("Method", methods or available, format_func=LABELS.get, key="txt_compare_method")
+        method = st.selectbox("Method", methods or available, format_func=label, key="txt_compare_method")
         with panel("The comparison"):
             with ig_progress() as progress:
                 pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}), progress)
@@ -179,7 +183,7 @@ def run() -> None:
                     st.error(r.error)
             if all(r.attribution for r in pair):
                 rows = [replace(r, title=f"“{t}”") for t, r in zip((first_text, other), rows_for(pair, words))]
-                compared = dict(shared=True, signed=method in SIGNED, width=width)
+                compared = dict(shared=True, signed=signed(method), width=width)
                 st.plotly_chart(token_heatmap_rows(rows, **compared), key="txt_compare")
                 st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared),
                                    "comparison.png", "image/png", key="txt_compare_png", on_click="ignore")

@@ -12,7 +12,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 import plotly.offline
@@ -136,7 +136,7 @@ def build_report(
 ) -> str:
     """The report as one HTML string: every section, then the versions used (default: :func:`reports.versions.versions`)."""
     e = html.escape
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     used = dict(versions if versions is not None else current_versions())
     body = [f"<h1>{e(title)}</h1>", f'<p class="muted">Generated {stamp}. Self-contained: opens offline; '
             "hover the figures for raw values.</p>"]

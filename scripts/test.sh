@@ -9,6 +9,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
 fi
+# Lint first (configuration in pyproject.toml): a style or unused-name error fails the run before the tests.
+.venv/bin/ruff check .
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # OpenMP threads spin while waiting by default: on a shared or small machine that costs 10-40x.
 export OMP_WAIT_POLICY=PASSIVE

@@ -1,4 +1,4 @@
-"""``python -m explainers``: an image map as PNG + NPZ, token scores as JSON, user mistakes as exit 2."""
+"""``python -m cli``: an image map as PNG + NPZ, token scores as JSON, user mistakes as exit 2."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 
 import explainers
 import models
-from explainers.__main__ import main
+from cli import main
 from tests.conftest import ROOT
 
 
@@ -25,7 +25,7 @@ def test_image_map_png_and_npz_match_the_library(cat_file, tmp_path, capsys):
     out, npz = tmp_path / "map.png", tmp_path / "map.npz"
     assert main([str(cat_file), "--method", "grad_cam", "--target", "285", "--out", str(out), "--npz", str(npz)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "grad_cam for Egyptian cat (class 285" in capsys.readouterr().out
+    assert "Grad-CAM for Egyptian cat (class 285" in capsys.readouterr().out
     saved = np.load(npz)
     meta = json.loads(str(saved["meta"]))
     assert (meta["target"], meta["layer"], meta["method"]) == (285, "_head_act", "grad_cam")
@@ -77,4 +77,4 @@ def test_module_entry_point(cat_file, tmp_path):
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
     page = out.read_text()
-    assert "cam for" in done.stdout and "Plotly.newPlot" in page and page.count("<script") >= 2
+    assert "CAM for" in done.stdout and "Plotly.newPlot" in page and page.count("<script") >= 2

@@ -17,7 +17,6 @@ from evaluation.randomisation import Cascade
 from evaluation.ranking import average_ranks, spearman, top_k_overlap
 from explainers.errors import ExplainerError
 
-
 # ---- rank statistics ---------------------------------------------------------------------------
 
 def test_average_ranks_and_spearman_match_scipy_with_ties():

@@ -11,8 +11,7 @@ import torchvision
 from torch import nn
 
 import explainers
-from explainers import ExplainerError
-from explainers import activation_max
+from explainers import ExplainerError, activation_max
 from explainers.activation_max import MAX_UNITS, unit_activations
 from figures.filters import channel_grid, optimised_grid
 from tests.test_explainers_hygiene import mixed_state_model

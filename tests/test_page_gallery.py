@@ -13,7 +13,6 @@ import models
 from tests.apptest_util import no_exceptions, page_app, plotly_specs
 from ui.gallery_inputs import read_uploads
 from ui.gallery_results import Item, disagreement, gallery_maps, spearman
-from ui.image_results import VARIANTS
 from ui.resources import Shared
 
 VARIANTS_TESTED = ["cam", "grad_cam", "grad_cam_negative", "grad_cam_plus_plus", "saliency"]

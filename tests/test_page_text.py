@@ -46,12 +46,15 @@ def test_cnn_page_shows_every_method_and_facts(cnn_app):
     specs = plotly_specs(cnn_app)
     assert {"txt_probs", "txt_heatmaps", "txt_compare"} <= set(specs)
     titles = [a["text"] for a in specs["txt_heatmaps"]["layout"]["annotations"]]
-    for label in ["Integrated Gradients", "Saliency", "Gradient x input", "Grad-CAM (text CNN)"]:
+    for label in ["Integrated Gradients", "Saliency", "Input x gradient", "Grad-CAM"]:
         assert label in titles
+    row = titles.index("Integrated Gradients")
+    axis = "y" if row == 0 else f"y{row + 1}"
     notes = [a for a in specs["txt_heatmaps"]["layout"]["annotations"] if a["text"].startswith("Convergence delta")]
-    assert len(notes) == 1 and notes[0]["yref"] == "y"  # under the first row (IG), not under another
-    tokens = sum(len(plotly_array(t["y"])) for t in specs["txt_heatmaps"]["data"] if t.get("yaxis", "y") == "y")
-    assert tokens > 0 and notes[0]["y"] > max(plotly_array(specs["txt_heatmaps"]["data"][0]["y"]))
+    assert len(notes) == 1 and notes[0]["yref"] == axis  # under IG's row, not under another
+    ig_traces = [t for t in specs["txt_heatmaps"]["data"] if t.get("yaxis", "y") == axis]
+    tokens = sum(len(plotly_array(t["y"])) for t in ig_traces)
+    assert tokens > 0 and notes[0]["y"] > max(plotly_array(ig_traces[0]["y"]))
     labels = {b.proto.label for b in cnn_app.get("download_button")}
     assert {"Heatmaps as HTML", "Heatmaps as PNG", "Scores as CSV", "Scores as JSON", "Comparison as PNG"} <= labels
 
@@ -60,7 +63,9 @@ def test_signed_methods_get_a_diverging_scale_and_the_comparison_one_scale(cnn_a
     layout = plotly_specs(cnn_app)["txt_heatmaps"]["layout"]
     axes = {k: v for k, v in layout.items() if k.startswith("coloraxis")}
     assert len(axes) == len(layout["annotations"]) - 1  # one scale per row (minus IG's note)
-    ig, saliency = axes["coloraxis"], axes["coloraxis2"]  # rows in page order
+    titles = [a["text"] for a in layout["annotations"] if not a["text"].startswith("Convergence delta")]
+    name = lambda label: "coloraxis" if titles.index(label) == 0 else f"coloraxis{titles.index(label) + 1}"
+    ig, saliency = axes[name("Integrated Gradients")], axes[name("Saliency")]
     assert ig["cmin"] == -ig["cmax"] and saliency["cmin"] == 0
     compare = plotly_specs(cnn_app)["txt_compare"]
     assert [k for k in compare["layout"] if k.startswith("coloraxis")] == ["coloraxis"]

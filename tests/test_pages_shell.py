@@ -1,12 +1,10 @@
 """Every page renders through AppTest without a traceback; the dashboard navigates to them."""
 
-import io
 
 import pytest
-from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from tests.apptest_util import no_exceptions, page_app, plotly_array, plotly_specs
-from streamlit.testing.v1 import AppTest
 
 
 @pytest.mark.parametrize("page", ["text", "bert_layers", "gallery", "evaluate", "filters"])

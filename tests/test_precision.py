@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import explainers
-from explainers.precision import fast_mode_note, native_bfloat16
+from explainers.precision import native_bfloat16
 from tests.test_explainers_support import TARGETS, sample_batch, state_of, trained_looking
+from ui.methods import fast_mode_note
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import re
 import numpy as np
 import plotly.offline
 
+from figures.image import topk_bar
 from figures.scales import scale_for
 from reports import MapFacts, Section, build_report, image_section, light_markdown, text_section, versions
-from figures.image import topk_bar
 
 LABELS = ["<b>cat</b>", "dog", "car"]
 

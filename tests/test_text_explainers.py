@@ -114,7 +114,7 @@ def test_integrated_gradients_matches_captum_layer_ig(english, baseline, token):
     ids = _ids(tokenizer, SENTENCE)
     special = torch.tensor(tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool()
     base_ids = torch.where(special, ids, torch.full_like(ids, tokenizer.convert_tokens_to_ids(token)))
-    result = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", target=1, baseline=baseline)
+    result = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", target=1, baseline=baseline, tolerance=0)
     lig = LayerIntegratedGradients(_forward(model), model.bert.embeddings.word_embeddings)
     attr, delta = lig.attribute(ids, baselines=base_ids, target=1, n_steps=50, method="gausslegendre",
                                 return_convergence_delta=True)
@@ -322,7 +322,7 @@ def test_text_cnn_integrated_gradients_matches_captum(english):
     _, tokenizer = english
     torch.manual_seed(0)
     cnn = TextCNN(torch.randn(len(tokenizer), 8), kernel_sizes=(1, 3), channels=4).eval()
-    result = explain_text(cnn, tokenizer, SENTENCE, "integrated_gradients", target=1, max_length=32)
+    result = explain_text(cnn, tokenizer, SENTENCE, "integrated_gradients", tolerance=0, target=1, max_length=32)
     ids = _ids(tokenizer, SENTENCE)
     base = ids.clone()
     base[0, 1:-1] = tokenizer.pad_token_id
@@ -330,7 +330,7 @@ def test_text_cnn_integrated_gradients_matches_captum(english):
     expected = lig.attribute(ids, baselines=base, target=1, n_steps=50, method="gausslegendre").sum(-1)[0]
     assert _rel_err(result.scores, expected.detach().numpy()) <= 1e-4
     assert abs(result.extras["delta"]) < 1e-2 * np.abs(result.scores).sum()
-    with pytest.raises(ExplainerError, match="attention"):
+    with pytest.raises(ExplainerError, match="Attention rollout does not apply"):
         explain_text(cnn, tokenizer, SENTENCE, "attention_rollout", max_length=32)
 
 
@@ -344,7 +344,7 @@ def test_grad_cam_on_a_transformer_points_to_layer_grad_cam(english):
 
 def test_japanese_text_on_a_character_vocabulary(japanese):
     model, tokenizer = japanese
-    result = explain_text(model, tokenizer, JAPANESE_TEXT, "integrated_gradients", target=0)
+    result = explain_text(model, tokenizer, JAPANESE_TEXT, "integrated_gradients", tolerance=0, target=0)
     # BERT splits off every kanji; a kana run becomes a character then ## characters
     assert result.tokens == ["[CLS]", "こ", "##の", "映", "画", "は", "本", "当", "に", "素", "晴",
                              "ら", "##し", "##い", "。", "[SEP]"]
@@ -407,8 +407,8 @@ def test_long_text_is_truncated_with_a_flag(english):
 
 
 @pytest.mark.parametrize("method, options, match", [
-    ("no_such_method", {}, "Unknown text method"),
-    ("saliency", {"steps": 3}, "no option steps"),
+    ("no_such_method", {}, "Unknown method"),
+    ("saliency", {"steps": 3}, "Unknown option.*steps for saliency"),
     ("integrated_gradients", {"baseline": "noise"}, "baseline"),
     ("saliency", {"target": 7}, "out of range"),
     ("saliency", {"score": "loss"}, "score"),
@@ -519,7 +519,7 @@ def test_bundled_bert_ig_and_layer_grad_cam_match_references(minilm):
     ids = _ids(tokenizer, REVIEW)
     base = ids.clone()
     base[0, 1:-1] = tokenizer.pad_token_id
-    result = explain_text(model, tokenizer, REVIEW, "integrated_gradients", max_length=minilm.max_length)
+    result = explain_text(model, tokenizer, REVIEW, "integrated_gradients", tolerance=0, max_length=minilm.max_length)
     lig = LayerIntegratedGradients(_forward(model), model.bert.embeddings.word_embeddings)
     expected = lig.attribute(ids, baselines=base, target=result.target, n_steps=50, method="gausslegendre")
     assert _rel_err(result.scores, expected.sum(-1)[0].detach().numpy()) <= 1e-4
@@ -544,7 +544,26 @@ def test_bundled_text_cnn_grad_cam_and_ig_match_references(textcnn):
     assert _rel_err(result.scores, expected.detach().numpy()) <= 1e-5
     base = ids.clone()
     base[0, 1:-1] = tokenizer.pad_token_id
-    ig = explain_text(model, tokenizer, REVIEW, "integrated_gradients", max_length=textcnn.max_length)
+    ig = explain_text(model, tokenizer, REVIEW, "integrated_gradients", tolerance=0, max_length=textcnn.max_length)
     lig = LayerIntegratedGradients(lambda x: model(x), model.embed)
     reference = lig.attribute(ids, baselines=base, target=ig.target, n_steps=50, method="gausslegendre")
     assert _rel_err(ig.scores, reference.sum(-1)[0].detach().numpy()) <= 1e-4
+
+
+def test_text_ig_uses_the_image_convention_and_adaptive_panels(english):
+    """Text IG takes the images' option names and path integral: adaptive panels by default
+    (|delta| <= 1% of the score gap), every quadrature rule, and the old spellings with a warning."""
+    model, tokenizer = english
+    adaptive = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", target=1)
+    gap = abs(adaptive.extras["delta"] - float(np.sum(adaptive.scores)))  # = |s(x) - s(x')|
+    assert abs(adaptive.extras["delta"]) <= 0.01 * gap + 1e-9
+    assert adaptive.extras["steps"] >= 9 and adaptive.options["tolerance"] == 0.01
+    fixed = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", target=1, tolerance=0, steps=20,
+                         rule="riemann_trapezoid")
+    assert fixed.extras["steps"] == 20 and fixed.options["rule"] == "riemann_trapezoid"
+    with pytest.warns(DeprecationWarning, match="n_steps"):
+        old = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", target=1, n_steps=20,
+                           baseline="zeros")
+    new = explain_text(model, tokenizer, SENTENCE, "integrated_gradients", target=1, steps=20, tolerance=0,
+                       baseline="zero")
+    np.testing.assert_array_equal(old.scores, new.scores)

@@ -14,13 +14,10 @@ import streamlit as st
 import torch
 
 import evaluation
+import explainers
 from evaluation.faithfulness import FaithfulnessScore
 from evaluation.methods import image_maps
-from ui.image_results import VARIANTS
 from ui.resources import Shared
-
-LABELS = {v.method: v.label for v in VARIANTS.values() if not v.fixed}
-"""Method -> the name users see (as on the Images page)."""
 
 Progress = Callable[[int, int], None] | None
 
@@ -35,8 +32,10 @@ def _cached(kind: str, key: tuple, compute: Callable[[], Any]) -> Any:
 def maps(shared: Shared, x: torch.Tensor, context: tuple, methods: Sequence[str], target: int) -> dict[str, np.ndarray]:
     """Each method's (H, W) map at default options (noise seed 0) for ``target``."""
     def compute() -> dict[str, np.ndarray]:
-        options = {m: {"seed": 0} for m in ("smoothgrad", "smooth_grad_cam_plus_plus", "integrated_gradients")}
-        options["integrated_gradients"]["max_steps"] = 400  # as the Images page: adaptive, at most 400 passes
+        options = {m: {"seed": 0} for m in methods if "seed" in explainers.method(m).options}
+        for m in methods:  # as the Images page: adaptive paths of at most 400 passes
+            if "max_steps" in explainers.method(m).options:
+                options.setdefault(m, {})["max_steps"] = 400
         with shared.lock:
             found = image_maps(shared.model.net, x, methods, target, shared.model.default_layer,
                                {m: o for m, o in options.items() if m in methods})

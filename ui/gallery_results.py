@@ -22,9 +22,8 @@ from scipy.stats import spearmanr
 
 import explainers
 from explainers.errors import ExplainerError
-from ui.image_results import SHARED_PASS, VARIANTS, MapResult, _to_result, result_key
-
-NOISY = {"smoothgrad", "smooth_grad_cam_plus_plus"}
+from ui.image_results import MapResult, _to_result, result_key
+from ui.methods import in_shared_pass, label
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Item:
 
 
 def _per_item(variant: str, options: dict[str, Any]) -> bool:
-    return variant in NOISY or options.get("baseline") == "uniform"
+    return "noise_level" in explainers.method(variant).options or options.get("baseline") == "uniform"
 
 
 def _slice(a: explainers.Attribution, i: int) -> explainers.Attribution:
@@ -53,8 +52,7 @@ def _slice(a: explainers.Attribution, i: int) -> explainers.Attribution:
 
 
 def _run(net, x: torch.Tensor, variant: str, targets: list[int], layer: str, options: dict) -> list[explainers.Attribution]:
-    spec = VARIANTS[variant]
-    a = explainers.explain(net, x, spec.method, targets, layer, **{**spec.fixed, **options})
+    a = explainers.explain(net, x, variant, targets, layer, **options)
     return [_slice(a, i) for i in range(x.shape[0])]
 
 
@@ -84,14 +82,14 @@ def gallery_maps(
         x = torch.cat([items[i].x for i in batch])
         chosen = [targets[i] for i in batch]
         missing = [v for v in variants if any(keys[i][v] not in store for i in batch)]
-        shared_pass = [v for v in SHARED_PASS if v in missing]
-        for group in ([shared_pass] if shared_pass else []) + [[v] for v in missing if v not in SHARED_PASS]:
+        shared_pass = [v for v in missing if in_shared_pass(v) and not options.get(v)]
+        for group in ([shared_pass] if shared_pass else []) + [[v] for v in missing if v not in shared_pass]:
             variant = group[0]
             opts = options.get(variant, {})
             started = time.perf_counter()
             try:
                 with shared.lock:
-                    if len(group) > 1 or variant in SHARED_PASS:
+                    if len(group) > 1 or variant in shared_pass:
                         many = explainers.explain_many(shared.model.net, x, group, [chosen], layer)
                         found = {v: [_slice(many[v][0], i) for i in range(len(batch))] for v in group}
                     elif _per_item(variant, opts):
@@ -129,4 +127,4 @@ def disagreement(results: dict[str, MapResult]) -> tuple[float, str]:
     if not pairs:
         return float("nan"), ""
     rho, a, b = min(pairs)
-    return 1.0 - float(np.mean([p[0] for p in pairs])), f"{VARIANTS[a].label} vs {VARIANTS[b].label} ({rho:+.2f})"
+    return 1.0 - float(np.mean([p[0] for p in pairs])), f"{label(a)} vs {label(b)} ({rho:+.2f})"

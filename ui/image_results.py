@@ -1,8 +1,8 @@
 """Image maps for the Images page, computed once per (model, image, target, layer, method, options).
 
 Results live in ``st.session_state`` so a display change (opacity, colours, layout) reruns no
-model pass. CAM, Grad-CAM and Grad-CAM++ for every target come from one shared pass
-(``explainers.explain_many``); the slower methods run one at a time with a progress bar.
+model pass. The methods that read the shared layer pass (their records say so) come from one
+``explainers.explain_many`` call for every target; the slow ones run one at a time with a progress bar.
 """
 
 from __future__ import annotations
@@ -19,38 +19,9 @@ import torch
 import explainers
 from evaluation.faithfulness import FaithfulnessScore, score_maps
 from explainers.errors import ExplainerError
+from ui.methods import in_shared_pass, uses_layer
+from ui.methods import slow as is_slow
 from ui.resources import Shared
-
-SHARED_PASS = ("cam", "grad_cam", "grad_cam_plus_plus")
-"""Methods that share one forward and one backward per target (the CAM family minus noise)."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A column of the grid: an explainers method, the options that make it, and its name."""
-
-    key: str
-    method: str
-    label: str
-    fixed: dict[str, Any] = field(default_factory=dict)
-    slow: bool = False
-
-
-VARIANTS: dict[str, Variant] = {
-    v.key: v
-    for v in [
-        Variant("cam", "cam", "CAM"),
-        Variant("grad_cam", "grad_cam", "Grad-CAM"),
-        Variant("grad_cam_negative", "grad_cam", "Grad-CAM (negative)", {"counterfactual": True}),
-        Variant("grad_cam_plus_plus", "grad_cam_plus_plus", "Grad-CAM++"),
-        Variant("smooth_grad_cam_plus_plus", "smooth_grad_cam_plus_plus", "Smooth Grad-CAM++", slow=True),
-        Variant("saliency", "saliency", "Saliency"),
-        Variant("smoothgrad", "smoothgrad", "SmoothGrad", slow=True),
-        Variant("integrated_gradients", "integrated_gradients", "Integrated Gradients", slow=True),
-    ]
-}
-SIGNED = {"integrated_gradients"}
-"""Variants whose maps are signed (evidence for and against): shown on a diverging scale."""
 
 
 @dataclass
@@ -91,10 +62,8 @@ def explainer_runs() -> int:
 
 
 def result_key(context: tuple, variant: str, target: int, layer: str | None, options: dict) -> tuple:
-    """Cache key: (model, image), method variant, target, layer (CAM family only) and options."""
-    method = VARIANTS[variant].method
-    uses_layer = method in explainers.api.CAM_METHODS
-    return (*context, variant, target, layer if uses_layer else None, tuple(sorted(options.items())))
+    """Cache key: (model, image), method, target, layer (CAM family only) and options."""
+    return (*context, variant, target, layer if uses_layer(variant) else None, tuple(sorted(options.items())))
 
 
 def _to_result(variant: str, attribution: explainers.Attribution, seconds: float) -> MapResult:
@@ -137,7 +106,7 @@ def compute_maps(
     out: dict[tuple[str, int], MapResult] = {}
     todo: list[tuple[str, int, tuple]] = []
     for variant in variants:
-        if VARIANTS[variant].slow != slow:
+        if is_slow(variant) != slow:
             continue
         for target in targets:
             key = result_key(context, variant, target, layer, options.get(variant, {}))
@@ -146,7 +115,7 @@ def compute_maps(
             else:
                 todo.append((variant, target, key))
 
-    shared_todo = [v for v in SHARED_PASS if any(t[0] == v for t in todo)]
+    shared_todo = [v for v in dict.fromkeys(t[0] for t in todo) if in_shared_pass(v) and not options.get(v)]
     if shared_todo:
         started = time.perf_counter()
         _count_run()
@@ -164,15 +133,15 @@ def compute_maps(
         if (variant, target) in out:
             store[key] = out[variant, target]
             continue
-        spec = VARIANTS[variant]
-        chosen = {**spec.fixed, **options.get(variant, {})}
-        if progress is not None and spec.slow:
-            chosen["progress"] = lambda done, total, v=spec.label, t=target: progress(v, t, done, total)
+        chosen = dict(options.get(variant, {}))
+        record = explainers.method(variant)
+        if progress is not None and record.slow and "progress" in record.options:
+            chosen["progress"] = lambda done, total, v=record.label, t=target: progress(v, t, done, total)
         started = time.perf_counter()
         _count_run()
         try:
             with shared.lock:
-                attribution = explainers.explain(shared.model.net, x, spec.method, target, layer, **chosen)
+                attribution = explainers.explain(shared.model.net, x, variant, target, layer, **chosen)
             out[variant, target] = _to_result(variant, attribution, time.perf_counter() - started)
         except ExplainerError as err:
             out[variant, target] = MapResult(variant, target, layer, error=str(err))

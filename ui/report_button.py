@@ -14,9 +14,8 @@ import streamlit as st
 
 from figures.scales import Scale
 from reports import MapFacts, Section, build_report, image_section, text_section
-from ui.captions import METHOD_CAPTIONS
-from ui.image_results import VARIANTS, MapResult
-from ui.text_results import LABELS as TEXT_LABELS
+from ui.image_results import MapResult
+from ui.methods import caption, label
 from ui.text_results import TextResult
 
 
@@ -46,7 +45,7 @@ def map_facts(result: MapResult, labels: Sequence[str], faithfulness: Mapping[st
     """The Images page's :class:`MapResult` as report facts (time, layer, IG delta ratio and steps)."""
     scores = {"IG steps": float(result.extras["steps"])} if "steps" in result.extras else {}
     scores |= dict(faithfulness or {})
-    return MapFacts(VARIANTS[result.variant].label, labels[result.target], result.layer, result.seconds,
+    return MapFacts(label(result.variant), labels[result.target], result.layer, result.seconds,
                     delta_ratio=result.delta_ratio, scores=scores, error=result.error)
 
 
@@ -69,9 +68,9 @@ def image_report_section(
     inputs = {"Image": image_name, "Model": f"{model.name}: {getattr(model, 'description', '')}".rstrip(": "),
               "Layer (CAM family)": layer or "", "Input size": f"{rgb.shape[1]}x{rgb.shape[0]} pixels"}
     return image_section(
-        image_name, rgb, labels, probs, maps, [labels[t] for t in targets], [VARIANTS[v].label for v in variants],
+        image_name, rgb, labels, probs, maps, [labels[t] for t in targets], [label(v) for v in variants],
         [[map_facts(c, labels) for c in row] for row in cells], scales, opacity, inputs,
-        [METHOD_CAPTIONS[v] for v in variants if v in METHOD_CAPTIONS],
+        [caption(v) for v in variants],
     )
 
 
@@ -80,7 +79,7 @@ def text_facts(result: TextResult, labels: Sequence[str]) -> MapFacts:
     a = result.attribution
     target = labels[a.target] if a is not None else ""
     delta = float(a.extras["delta"]) if a is not None and "delta" in a.extras else None
-    return MapFacts(TEXT_LABELS.get(result.method, result.method), target, seconds=result.seconds, delta=delta,
+    return MapFacts(label(result.method), target, seconds=result.seconds, delta=delta,
                     error=result.error)
 
 

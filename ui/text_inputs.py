@@ -12,6 +12,9 @@ from ui.text_results import prepared
 
 LOCAL_DIR = "Local Hugging Face directory…"
 
+LAST_TEXT = "text_last_typed"
+"""Session key of the Text page's latest text, which the BERT layers page starts from."""
+
 
 def choose_text_model(key: str) -> Shared | None:
     """Sidebar: a bundled text model or a local Hugging Face directory; None if none can load."""

@@ -14,21 +14,11 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+import explainers
 from evaluation.faithfulness import FaithfulnessScore, score_tokens
 from explainers.errors import ExplainerError
 from explainers.text import PreparedText, TextAttribution, explain_text, prepare_text
 from ui.resources import Shared
-
-LABELS = {
-    "integrated_gradients": "Integrated Gradients",
-    "saliency": "Saliency",
-    "grad_x_input": "Gradient x input",
-    "attention_rollout": "Attention rollout",
-    "grad_cam": "Grad-CAM (text CNN)",
-    "layer_grad_cam": "Per-layer Grad-CAM",
-}
-SIGNED = {"integrated_gradients", "grad_x_input"}
-"""Methods whose scores are signed (evidence for and against): shown on a diverging scale."""
 
 
 @dataclass
@@ -71,7 +61,8 @@ def explain(shared: Shared, prep: PreparedText, method: str, target: int, option
         started = time.perf_counter()
         try:
             with shared.lock:
-                extra = {"progress": progress} if progress is not None and method == "integrated_gradients" else {}
+                takes = "progress" in explainers.method(method, "text").text_options
+                extra = {"progress": progress} if progress is not None and takes else {}
                 attribution = explain_text(shared.model.net, shared.model.tokenizer, prep, method, target,
                                            **options, **extra)
             store[key] = TextResult(method, attribution, time.perf_counter() - started)
