@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAN_KEYS = ("format", "model", "fingerprint", "methods", "options", "layer", "targets", "scores", "seed",
              "shard_size", "inputs_sha256", "images")
 """Manifest fields that must match for a rerun to reuse finished shards."""
+WORKER_PACKAGES = ("explainers", "models", "evaluation", "jobs")
+"""The project's packages a worker imports; shipped to a cluster's workers with the job (``py_modules``)."""
 SLOW_SHARD_ENV = "EXPLAIN_JOBS_TEST_SHARD_PAUSE_S"
 """Tests only: seconds to sleep after each shard the local engine writes (to kill a job half-way)."""
 
@@ -307,15 +309,15 @@ def _run_ray(manifest: dict, shards: list[tuple[int, list[dict]]], request: JobR
     if not ray.is_initialized():
         env = {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         if request.address:
-            runtime = {"working_dir": str(ROOT), "env_vars": env,
-                       "excludes": [".venv", ".git", "test-artifacts", "*.parquet", "__pycache__"]}
+            # Ship exactly the packages the workers import (not the checkout: no .venv, caches, results).
+            runtime = {"py_modules": [str(ROOT / name) for name in WORKER_PACKAGES], "env_vars": env}
             ray.init(address=request.address, runtime_env=runtime, logging_level=logging.WARNING,
                      log_to_driver=False)
         else:
             # A local cluster for this job: one logical CPU more than the actors take, so the
             # dataset's own small tasks never wait behind them; a small object store.
             cpus = max(os.cpu_count() or 1, int(request.actors * request.cpus_per_actor + 0.999) + 1)
-            ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=request.object_store_mb * 2**20,
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=request.object_store_mb * 2**20,
                      runtime_env={"env_vars": env | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
                          "PYTHONPATH", "")]).rstrip(os.pathsep)}},
                      logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
