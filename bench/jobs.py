@@ -47,13 +47,13 @@ def load() -> str:
     return f"{one:.2f}/{five:.2f}/{fifteen:.2f}"
 
 
-def run(count: int, shard_size: int, batch_size: int, methods: list[str]) -> list[dict]:
+def run(count: int, shard_size: int, batch_size: int, methods: list[str], engines=ENGINES) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         folder = Path(tmp) / "images"
         folder.mkdir()
         sample_copies(folder, count)
-        for engine, actors in ENGINES:
+        for engine, actors in engines:
             out = Path(tmp) / f"out-{engine}-{actors}"
             before = load()
             started = time.perf_counter()
@@ -61,6 +61,8 @@ def run(count: int, shard_size: int, batch_size: int, methods: list[str]) -> lis
                                          actors=actors, shard_size=shard_size, batch_size=batch_size,
                                          object_store_mb=256))
             total = time.perf_counter() - started
+            if summary.failed:  # these are good images: a failure is a broken setup, never a result
+                raise SystemExit(f"{engine}: {summary.failed} images failed, e.g. {summary.failures[:3]}")
             (t0, n0), (t1, n1) = summary.marks[0], summary.marks[-1]
             steady = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
             rows.append({"engine": engine if engine == "local" else f"ray, {actors} actor{'s' * (actors > 1)}",
@@ -102,10 +104,14 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--methods", type=lambda s: s.split(","), default=["grad_cam"])
+    parser.add_argument("--reverse", action="store_true", help="run the engines in the reverse order")
+    parser.add_argument("--engines", type=lambda s: [(e.split(":")[0], int(e.split(":")[1]) if ":" in e else 1)
+                                                     for e in s.split(",")], default=ENGINES,
+                        help="e.g. local,ray:1,ray:2 (the default)")
     parser.add_argument("--out", type=Path, default=RESULTS / "jobs.md")
     args = parser.parse_args()
     started = time.perf_counter()
-    rows = run(args.images, args.shard_size, args.batch_size, args.methods)
+    rows = run(args.images, args.shard_size, args.batch_size, args.methods, args.engines[::-1] if args.reverse else args.engines)
     text = markdown(rows, args, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -326,7 +326,7 @@ def _run_ray(manifest: dict, shards: list[tuple[int, list[dict]]], request: JobR
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notices (progress bars off, deprecations)
         gpus = request.gpus_per_actor
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= request.actors else 0.0
