@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--actors", type=int, default=2, help="actors in the pool (default %(default)s)")
     p.add_argument("--cpus-per-actor", type=float, default=1.0)
     p.add_argument("--gpus-per-actor", type=float, help="default: 1 when the cluster has a GPU per actor, else 0")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="on a rerun, compute again the finished shards that hold failed rows")
     p.add_argument("--object-store-mb", type=int, default=256, help="local Ray's object store (default %(default)s)")
     return p
 
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         score_random_maps=args.score_random_maps, seed=args.seed, shard_size=args.shard_size,
         batch_size=args.batch_size, engine=args.engine, address=args.address, actors=args.actors,
         cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.gpus_per_actor, object_store_mb=args.object_store_mb,
+        retry_failed=args.retry_failed,
     )
     try:
         summary = run_job(request)

@@ -79,6 +79,7 @@ class JobRequest:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float | None = None
     object_store_mb: int = 256
+    retry_failed: bool = False
 
 
 @dataclasses.dataclass
@@ -143,8 +144,10 @@ def shard_path(out: Path, shard: int) -> Path:
     return out / "shards" / f"part-{shard:05d}.parquet"
 
 
-def finished_shards(out: Path, count: int) -> set[int]:
-    """Shards whose Parquet file is complete (its footer reads); a damaged one is computed again."""
+def finished_shards(out: Path, count: int, retry_failed: bool = False) -> set[int]:
+    """Shards whose Parquet file is complete (its footer reads); a damaged one is computed again,
+    and so is one holding a failed row when ``retry_failed``."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     done = set()
@@ -153,6 +156,9 @@ def finished_shards(out: Path, count: int) -> set[int]:
         if path.is_file():
             try:
                 pq.ParquetFile(path)
+                if retry_failed and pc.any(pc.equal(pq.read_table(path, columns=["status"])["status"],
+                                                    "failed")).as_py():
+                    continue
             except Exception:  # noqa: BLE001 - unreadable: redo it
                 continue
             done.add(shard)
@@ -241,7 +247,7 @@ def worker_spec(manifest: dict[str, Any], batch_size: int, device: str) -> dict[
     return {k: manifest[k] for k in keys} | {"batch_size": batch_size, "device": device}
 
 
-def prepare_output(out: Path, manifest: dict[str, Any], items: list[dict]) -> set[int]:
+def prepare_output(out: Path, manifest: dict[str, Any], items: list[dict], retry_failed: bool = False) -> set[int]:
     """Create or reopen ``out``; the set of finished shards (refuses a directory of another job)."""
     count = -(-len(items) // manifest["shard_size"])
     existing = out / "manifest.json"
@@ -254,7 +260,7 @@ def prepare_output(out: Path, manifest: dict[str, Any], items: list[dict]) -> se
         if differ:
             raise JobError(f"{out} holds another job (it differs in: {', '.join(differ)}). Use another --out "
                            "directory, or delete that one.")
-        done = finished_shards(out, count)
+        done = finished_shards(out, count, retry_failed)
     elif out.is_dir() and any(out.iterdir()):
         raise JobError(f"{out} is not empty and holds no job manifest: use an empty or new directory.")
     else:
@@ -352,7 +358,7 @@ def run_job(request: JobRequest, stream=None) -> Summary:
     stream = stream or sys.stderr
     started = time.perf_counter()
     manifest, items, out = plan(request)
-    done = prepare_output(out, manifest, items)
+    done = prepare_output(out, manifest, items, request.retry_failed)
     size = manifest["shard_size"]
     shards = [(s, items[s * size:(s + 1) * size]) for s in range(-(-len(items) // size))]
     todo = [(s, chunk) for s, chunk in shards if s not in done]

@@ -2,6 +2,7 @@
 redoing finished shards, unreadable images are recorded and the rest completes, and the Gallery
 and Images pages read a job's output back."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -126,6 +127,9 @@ def test_killed_job_resumes_without_redoing_finished_shards(folder, tmp_path):
     assert sorted(job.rows.loc[job.rows["status"] == "ok", "index"]) == list(range(16))
     again = run_job(request)  # everything finished: nothing computed
     assert again.shards_computed == 0 and _shards(out) == after
+    retried = run_job(dataclasses.replace(request, retry_failed=True))  # only the corrupt image's shard
+    assert retried.shards_computed == 1 and retried.failed == 1
+    assert [n for n in after if _shards(out)[n] != after[n]] == ["part-00008.parquet"]
     with pytest.raises(JobError, match="holds another job"):
         run_job(JobRequest(source=str(folder), out=str(out), methods=["saliency"], engine="local", shard_size=2))
 
