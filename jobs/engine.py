@@ -47,6 +47,8 @@ PLAN_KEYS = ("format", "model", "fingerprint", "methods", "options", "layer", "t
 """Manifest fields that must match for a rerun to reuse finished shards."""
 WORKER_PACKAGES = ("explainers", "models", "evaluation", "jobs")
 """The project's packages a worker imports; shipped to a cluster's workers with the job (``py_modules``)."""
+ACTOR_START_S = 600
+"""How long a Ray job waits for its whole actor pool to start before it gives up."""
 SLOW_SHARD_ENV = "EXPLAIN_JOBS_TEST_SHARD_PAUSE_S"
 """Tests only: seconds to sleep after each shard the local engine writes (to kill a job half-way)."""
 
@@ -332,6 +334,9 @@ def _run_ray(manifest: dict, shards: list[tuple[int, list[dict]]], request: JobR
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        # Start explaining once every actor is up (so the shards spread over all of them), and fail
+        # with a plain message, not a silent wait, when the cluster cannot host the pool.
+        context.wait_for_min_actors_s = ACTOR_START_S
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notices (progress bars off, deprecations)
         gpus = request.gpus_per_actor
         if gpus is None:
@@ -345,9 +350,13 @@ def _run_ray(manifest: dict, shards: list[tuple[int, list[dict]]], request: JobR
             compute=ray.data.ActorPoolStrategy(size=request.actors), num_cpus=request.cpus_per_actor, num_gpus=gpus,
             batch_format="numpy",
         )
-        for batch in dataset.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
-            for i in range(len(batch["shard"])):
-                write({key: batch[key][i] for key in batch})
+        try:
+            for batch in dataset.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
+                for i in range(len(batch["shard"])):
+                    write({key: batch[key][i] for key in batch})
+        except ray.exceptions.GetTimeoutError as err:
+            raise JobError(f"{request.actors} actors ({request.cpus_per_actor} CPUs, {gpus} GPUs each) did not "
+                           f"start within {ACTOR_START_S} s: does the cluster have the resources? ({err})") from None
     finally:
         if started_here:
             ray.shutdown()
