@@ -67,6 +67,13 @@ class Method:
         """Text methods: ``(scores (T,) or (L, T) tensor, extras dict)`` for one prepared text."""
         raise ExplainerError(f"{self.label} does not explain text.")
 
+    def forwards(self, shape: tuple[int, ...], options: Mapping[str, Any] | None = None, kind: str = "image") -> int | None:
+        """The model forwards (input rows, no gradient) a run needs, for a cost estimate before a long run:
+        ``shape`` is the input's ((B, C, H, W) images, (T,) tokens of a text), ``options`` as given
+        (defaults fill the rest). Not counted: the one forward of the input that reads its predicted
+        class. None: the method does not count them (one or a few passes, or gradient passes)."""
+        return None
+
     def supports_text_model(self, model: Any) -> bool:
         """Whether this text method applies to ``model`` (e.g. attention needs a transformer)."""
         return "text" in self.kinds

@@ -10,7 +10,7 @@ import pkgutil
 ORDER = (
     "cam", "grad_cam", "grad_cam_plus_plus", "smooth_grad_cam_plus_plus", "hirescam", "xgrad_cam", "layer_cam",
     "eigen_cam", "score_cam", "ablation_cam", "integrated_gradients", "saliency", "input_x_gradient", "smoothgrad",
-    "vargrad", "layer_grad_cam", "attention_rollout",
+    "vargrad", "occlusion", "rise", "lime", "random_map", "sobel", "layer_grad_cam", "attention_rollout",
 )
 
 _found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
