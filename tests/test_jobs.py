@@ -245,7 +245,10 @@ def test_gallery_reads_a_job_and_opens_a_row_on_the_images_page(ray_job):
     assert at.multiselect(key="img_methods").value == METHODS
     assert at.multiselect(key="img_targets").value == [int(row["target"])]
     assert at.selectbox(key="img_layer").value == job.manifest["layer"]
-    assert "img_grid_fast" in plotly_specs(at)  # the Images page computed the maps again
+    # The Images page computed the job's maps again for this photo (its cache key) and target.
+    store = at.session_state["image_maps"]
+    again = {k[3]: store[k] for k in store if k[2] == f"upload:{row['sha256']}" and k[4] == int(row["target"])}
+    assert set(again) == set(METHODS) and all(r.heat is not None and r.error is None for r in again.values())
     at.button(key="img_job_close").click().run()
     assert no_exceptions(at) and OPENED not in at.session_state
 
