@@ -12,6 +12,7 @@ its bytes still hash to the job's sha256. No Ray here: only :mod:`jobs.output`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,14 +47,12 @@ def _read(root: str, signature: tuple) -> Job:
 
 def read_job(text: str) -> Job:
     """The job in the directory ``text`` (cached until its files change); JobError if it is not one."""
-    job = open_job_quick(text)
-    return _read(str(job), _signature(job))
+    root = _checked_root(text)
+    return _read(str(root), _signature(root))
 
 
-def open_job_quick(text: str):
-    """Resolve and check the directory (the cheap part of :func:`jobs.output.open_job`)."""
-    from pathlib import Path
-
+def _checked_root(text: str) -> Path:
+    """Resolve and check the directory (the cheap part of :func:`jobs.output.open_job`, run first)."""
     if not text.strip() or "\x00" in text:
         raise JobError("Give the job's output directory.")
     try:
@@ -65,7 +64,7 @@ def open_job_quick(text: str):
     return root
 
 
-def _signature(root) -> tuple:
+def _signature(root: Path) -> tuple:
     files = [root / "manifest.json", *sorted((root / "shards").glob("part-*.parquet"))]
     return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.is_file())
 
