@@ -355,7 +355,8 @@ def _explain_prepared(model, tokenizer, prepared: PreparedText, method: str, tar
     layers = extras.pop("layers", [])
     values = scores.detach().cpu().numpy()
     words, word_scores, token_word = merge_words(
-        prepared.tokens, prepared.special, values, detect_scheme(tokenizer, prepared.tokens), tokenizer)
+        prepared.tokens, prepared.special, values, detect_scheme(tokenizer, prepared.tokens), tokenizer,
+        text=prepared.text)  # words shown as the text's own characters (tokenizer offsets), never [UNK]
     extras.update(truncated=prepared.truncated, n_tokens=prepared.n_tokens)
     return TextAttribution(prepared.text, prepared.tokens, prepared.special, values, words,
                            word_scores, token_word, chosen, method, layers,

@@ -12,7 +12,7 @@ from models.image_input import open_image
 from models.samples import load_sample, sample_names
 from models.text import TextModel, load_text_model, text_models
 
-DEFAULT_TEXT_MODEL = "minilm-sentiment"
+DEFAULT_TEXT_MODEL = "multilingual-sentiment"  # models.text.MULTILINGUAL; English models stay listed
 
 __all__ = [
     "DEFAULT_IMAGE_MODEL",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from transformers import (
 )
 
 from explainers.errors import ExplainerError
+from models.e5_build import build_encoder
 from models.sentiment_data import SENTIMENT_LABELS, minilm_dir, sentiment_split
 from models.textcnn import load_textcnn
 
@@ -112,6 +114,82 @@ def _load_minilm_sentiment(attn_implementation: str | None) -> TextModel:
                      max_length=BUNDLED_MAX_LENGTH)
 
 
+MULTILINGUAL = "multilingual-sentiment"
+UNKNOWN_WARNING_SHARE = 0.10
+"""Pages warn when more than this share of a text's tokens map to the unknown piece."""
+_CLASSIFIER_PARTS = ("bert.pooler.", "classifier.")
+
+
+def multilingual_encoder_dir(kept_ids: list[int] | None = None) -> Path:
+    """The dequantised, vocabulary-trimmed e5 encoder directory (built into the cache on first use).
+
+    ``kept_ids``: original XLM-R piece ids to keep; default: the list shipped with the bundled
+    model (``models/artifacts/multilingual-sentiment/kept_ids.json``).
+    """
+    if kept_ids is None:
+        kept_file = ARTIFACTS / MULTILINGUAL / "kept_ids.json"
+        if not kept_file.is_file():
+            raise ExplainerError(f"The {MULTILINGUAL} vocabulary list is missing: {kept_file}.")
+        kept_ids = _read_json(kept_file)
+    return build_encoder(kept_ids)
+
+
+def multilingual_classifier(encoder_dir: Path, attn_implementation: str | None = "eager",
+                            seed: int = 0) -> PreTrainedModel:
+    """The e5 encoder under a fresh 2-way sentiment head (pooler and classifier seeded, new).
+
+    Built from the config and loaded with ``load_state_dict``: only the pooler and the
+    classifier may be missing (checked), and nothing is printed.
+    """
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig.from_pretrained(
+        encoder_dir, num_labels=len(SENTIMENT_LABELS), id2label=dict(enumerate(SENTIMENT_LABELS)),
+        label2id={name: i for i, name in enumerate(SENTIMENT_LABELS)},
+        architectures=["BertForSequenceClassification"])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = BertForSequenceClassification._from_config(config, attn_implementation=attn_implementation)
+    result = net.load_state_dict(load_file(encoder_dir / "model.safetensors"), strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(_CLASSIFIER_PARTS)]
+    if missing or result.unexpected_keys:
+        raise ExplainerError(f"The encoder in {encoder_dir} does not fit BERT: missing {missing[:3]}, "
+                             f"unexpected {result.unexpected_keys[:3]}; delete the folder to rebuild it.")
+    return net
+
+
+def _load_multilingual_sentiment(attn_implementation: str | None) -> TextModel:
+    artefact = ARTIFACTS / MULTILINGUAL
+    adapter = artefact / "adapter_model.safetensors"
+    if not adapter.is_file():
+        raise ExplainerError(f"The {MULTILINGUAL} adapter is missing from {artefact}.")
+    encoder_dir = multilingual_encoder_dir()
+    base = multilingual_classifier(encoder_dir, attn_implementation)
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        net = PeftModel.from_pretrained(base, artefact).merge_and_unload().eval()
+    return TextModel(net=net, tokenizer=AutoTokenizer.from_pretrained(encoder_dir),
+                     labels=list(SENTIMENT_LABELS), name=MULTILINGUAL, kind="bert",
+                     max_length=BUNDLED_MAX_LENGTH)
+
+
+def unknown_share(model: TextModel, text: str) -> float:
+    """Share of a text's (non-special) tokens that the model's tokenizer maps to its unknown piece.
+
+    0.0 for an empty text or a tokenizer without an unknown token. Pages warn above 10%: the model
+    cannot read that much of the text (e.g. Chinese through an English WordPiece vocabulary).
+    """
+    unk = model.tokenizer.unk_token_id
+    if unk is None or not text.strip():
+        return 0.0
+    with model._tokenizer_lock:
+        enc = model.tokenizer(text, truncation=True, max_length=model.max_length,
+                              return_special_tokens_mask=True, verbose=False)
+    ids = [i for i, s in zip(enc["input_ids"], enc["special_tokens_mask"]) if not s]
+    return sum(i == unk for i in ids) / len(ids) if ids else 0.0
+
+
 def _load_textcnn_sentiment(attn_implementation: str | None) -> TextModel:
     weights = ARTIFACTS / "textcnn-sentiment" / "textcnn.safetensors"
     if not weights.is_file():
@@ -122,6 +200,13 @@ def _load_textcnn_sentiment(attn_implementation: str | None) -> TextModel:
 
 
 _BUNDLED = {
+    MULTILINGUAL: (
+        TextModelInfo(MULTILINGUAL,
+                      "multilingual-e5-small (12-layer BERT, 4-bit weights dequantised) with a LoRA-tuned "
+                      "sentiment head: Chinese reviews, Japanese phrases, English reviews",
+                      True),
+        _load_multilingual_sentiment,
+    ),
     "minilm-sentiment": (
         TextModelInfo("minilm-sentiment",
                       "MiniLM-L6 (6-layer BERT) with a LoRA-tuned sentiment head, Rotten Tomatoes reviews",

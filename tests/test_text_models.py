@@ -126,7 +126,7 @@ def test_textcnn_layout_and_padding_invariance(textcnn):
 
 def test_text_models_lists_bundled_entries():
     entries = text_models()
-    assert [e.name for e in entries] == ["minilm-sentiment", "textcnn-sentiment"]
+    assert [e.name for e in entries] == ["multilingual-sentiment", "minilm-sentiment", "textcnn-sentiment"]
     assert all(e.offline_ok and e.description for e in entries)
 
 

@@ -41,4 +41,16 @@ def prepare_checked(shared: Shared, text: str) -> PreparedText | None:
     if prep is not None and prep.truncated:
         st.warning(f"The text has {prep.n_tokens} tokens; only the first {len(prep.tokens)} "
                    f"(the model's maximum) are explained.")
+    if prep is not None:
+        unknown_warning(shared.model, text)
     return prep
+
+
+def unknown_warning(model: models.TextModel, text: str) -> None:
+    """Warn when the model's vocabulary maps over 10% of the text's tokens to its unknown piece."""
+    share = models.text.unknown_share(model, text)
+    if share > models.text.UNKNOWN_WARNING_SHARE:
+        hint = (f"Try **{models.text.MULTILINGUAL}**, which reads Chinese, Japanese and English."
+                if model.name != models.text.MULTILINGUAL else "Those characters carry no information for it.")
+        st.warning(f"{share:.0%} of this text's tokens are unknown to {model.name} (mapped to "
+                   f"{model.tokenizer.unk_token}): its prediction and scores ignore them. {hint}")
