@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from explainers import cam
+from explainers import cam, gradients
 from explainers.attribution import Attribution
 from explainers.capture import find_module, preserved_state
 from explainers.engine import predict
@@ -126,10 +126,11 @@ def explain_many(
             input_gradients=bool(riders),
         )
         specs = passed.targets
+        noise = _shared_noise(model, x, records, chosen, specs, layer)
         shared: dict[str, Any] = {}
         for record in layered:
             results[record.name] = [
-                _layer_attribution(record, model, x, layer, chosen[record.name], passed, i, shared)
+                _layer_attribution(record, model, x, layer, chosen[record.name], passed, i, shared, noise.get(i))
                 for i in range(len(specs))
             ]
         for record in riders:
@@ -144,11 +145,37 @@ def explain_many(
             raise ExplainerError(f"top_k must be between 1 and {logits.shape[1]}, got {top_k!r}.")
         ranked = logits.topk(top_k, dim=1).indices
         specs = [ranked[:, k] for k in range(top_k)]
+    else:
+        noise = _shared_noise(model, x, records, chosen, specs, None)
     for record in records:
         if record.name not in results:
             opts = chosen[record.name]
-            results[record.name] = [_finish(record.explain_image(model, x, spec, opts), opts) for spec in specs]
+            results[record.name] = [
+                _finish(record.from_moments(noise[i]) if i in noise and record.noisy else record.explain_image(model, x, spec, opts), opts)
+                for i, spec in enumerate(specs)
+            ]
     return {r.name: results[r.name] for r in records}
+
+
+NOISE_OPTIONS = ("samples", "noise_level", "seed", "score", "memory_mb")
+
+
+def _shared_noise(
+    model: nn.Module, x: torch.Tensor, records: list[Method], chosen: dict[str, dict[str, Any]],
+    specs: Sequence[TargetSpec], layer: str | None,
+) -> dict[int, dict[str, Any]]:
+    """Noisy-copy moments per target index, from one set of passes for every noisy method asked
+    for (when at least two are, with the same noise options, in float32): input moments for
+    SmoothGrad / VarGrad and the layer's moments for Smooth Grad-CAM++ (its layer pass's layer)."""
+    noisy = [r for r in records if r.noisy and chosen[r.name].get("precision", "float32") == "float32"]
+    settings = {tuple(chosen[r.name][k] for k in NOISE_OPTIONS) for r in noisy}
+    if len(noisy) < 2 or len(settings) != 1:
+        return {}
+    opts = chosen[noisy[0].name]
+    on_layer = layer if any(r.needs_layer for r in noisy) else None
+    on_input = any(not r.needs_layer for r in noisy)
+    return {i: gradients.noisy_moments(model, x, spec, opts, on_layer, input_moments=on_input)
+            for i, spec in enumerate(specs)}
 
 
 def _method(name: Any, kind: str) -> Method:
@@ -159,11 +186,11 @@ def _method(name: Any, kind: str) -> Method:
 
 def _layer_attribution(
     record: Method, model: nn.Module, x: torch.Tensor, layer: str, opts: dict[str, Any], passed: cam.LayerPass,
-    index: int, shared: dict[str, Any],
+    index: int, shared: dict[str, Any], noise: dict[str, Any] | None = None,
 ) -> Attribution:
     """One CAM-family Attribution for target spec ``index`` of a shared :class:`cam.LayerPass`."""
     p = cam.LayerMaps(model, x, layer, passed.activations, passed.gradients[index], passed.targets[index],
-                      passed.logits, opts, shared=shared)
+                      passed.logits, opts, shared=shared, noise=noise)
     raw = record.raw_map(p)
     maps = cam.upsample(raw, (x.shape[2], x.shape[3]))
     return _finish(Attribution(maps, p.targets.tolist(), record.name, layer, raw=raw, extras=p.extras), opts)

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainers.capture import capture, layer_output
-from explainers.engine import Progress, chunked_gradients, noisy_inputs
 from explainers.errors import ExplainerError
 from explainers.registry import Method
 from explainers.targets import TargetSpec, resolve_targets, target_scores
@@ -163,38 +162,6 @@ def upsample(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(raw[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def smoothed_gradient_moments(
-    model: nn.Module,
-    x: torch.Tensor,
-    layer: str,
-    targets: torch.Tensor,
-    *,
-    samples: int,
-    noise_level: float,
-    generator: torch.Generator,
-    score: str,
-    memory_mb: float,
-    progress: Progress = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Smooth Grad-CAM++ (Omeiza et al. 2019): the means over ``samples`` noisy copies
-    of G, G^2 and G^3 at ``layer``, with the noise of SmoothGrad (see
-    :func:`explainers.engine.noisy_inputs`). They enter :func:`grad_cam_plus_plus_weights` in
-    place of G, G^2, G^3, together with the activations of the clean input.
-    """
-    moments: list[torch.Tensor | float] = [0.0, 0.0, 0.0]
-
-    def accumulate(_start: int, _stop: int, grads: torch.Tensor, _targets: torch.Tensor) -> None:
-        for power in (1, 2, 3):
-            moments[power - 1] = moments[power - 1] + grads.pow(power).sum(dim=0)
-
-    chunked_gradients(
-        model, noisy_inputs(x, noise_level, generator), samples, targets, accumulate,
-        layer=layer, score=score, memory_mb=memory_mb, progress=progress,
-    )
-    d1, d2, d3 = (moment / samples for moment in moments)
-    return d1, d2, d3
-
-
 @dataclass
 class LayerMaps:
     """What a CAM-family method sees for one target spec of a shared :func:`layer_pass`.
@@ -203,6 +170,8 @@ class LayerMaps:
     pass needs them), ``targets`` (B,), the pass's ``logits``, and the model, input, layer and
     options for the methods that run passes of their own. ``extras`` collects what a method
     reports (e.g. a seed). ``head()`` is CAM's classifier weight, checked once and shared.
+    ``noise``: noisy-copy moments already computed for this target by a pass shared with other
+    noisy methods (:func:`explainers.gradients.noisy_moments`), or None.
     """
 
     model: nn.Module
@@ -215,6 +184,7 @@ class LayerMaps:
     options: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict, repr=False)
+    noise: dict[str, Any] | None = None
 
     def head(self) -> torch.Tensor:
         if "head" not in self.shared:

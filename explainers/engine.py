@@ -73,8 +73,10 @@ def chunked_gradients(
     scores: Scores = None,
     precision: str = "float32",
     fold: bool = False,
+    input_too: bool = False,
 ) -> None:
-    """Gradient of each variant's target score, to the input (``layer=None``) or to ``layer``'s output.
+    """Gradient of each variant's target score, to the input (``layer=None``) or to ``layer``'s output
+    (``input_too``: to both, one backward; ``accumulate`` then gets ``(layer grads, input grads)``).
 
     ``make_inputs(start, stop)`` returns variants start..stop-1 as (S, B, C, H, W). ``target`` is
     resolved per variant (None: that variant's own top class). ``progress(done, count)`` is
@@ -82,37 +84,50 @@ def chunked_gradients(
 
     ``fold=True`` (SmoothGrad, IG: many gradients to the input) runs on
     :func:`explainers.folded.gradient_net` (BatchNorm folded, channels_last): the same function
-    in about 0.75-0.85x the time on a CPU, for a one-off copy of the network (0.15-0.25 s).
+    in about 0.75-0.85x the time on a CPU, for a one-off copy of the network (0.15-0.25 s). With a
+    ``layer``, the copy is used when it keeps that module under the same name (fx keeps leaf
+    modules; a container it inlined is not there), else the network itself.
     ``precision="bfloat16"`` runs the forwards under autocast (:mod:`explainers.precision`).
     """
     budget = memory_mb * 2**20
-    context = capture(model, [layer], detach=True) if layer else preserved_state(model)
-    with context as captured:
-        net = gradient_net(model) if fold and layer is None else model
-        done, size = 0, 1
-        while done < count:
-            stop = min(count, done + size)
-            inputs = make_inputs(done, stop)
-            variants, items = inputs.shape[:2]
-            batch = inputs.reshape(variants * items, *inputs.shape[2:])
-            if layer is None:
-                batch = to_layout(net, model, batch).requires_grad_()
-            with saved_bytes(net) if done == 0 else nullcontext() as measured, autocast(precision, batch.device):
-                logits = net(batch).to(inputs.dtype)
-            per_variant = logits.view(variants, items, -1)
-            targets = torch.stack([resolve_targets(row, target) for row in per_variant])
-            chosen = target_scores(logits, targets.reshape(-1), score)
-            if scores is not None:
-                scores(done, stop, chosen.detach().view(variants, items))
-            wrt = layer_output(captured, layer) if layer else batch
-            (grads,) = torch.autograd.grad(chosen.sum(), wrt)
-            accumulate(done, stop, grads.reshape(variants, items, *grads.shape[1:]), targets)
-            del logits, chosen, wrt, grads
-            if measured is not None:
-                size = max(1, int(budget // max(2 * measured[0], 1)))
-            done = stop
-            if progress is not None:
-                progress(done, count)
+    with preserved_state(model):
+        net = gradient_net(model) if fold else model
+        if layer is not None and net is not model and not _calls_module(net, layer):
+            net = model
+        with capture(net, [layer], detach=not input_too) if layer else nullcontext() as captured:
+            done, size = 0, 1
+            while done < count:
+                stop = min(count, done + size)
+                inputs = make_inputs(done, stop)
+                variants, items = inputs.shape[:2]
+                batch = inputs.reshape(variants * items, *inputs.shape[2:])
+                if layer is None or input_too:
+                    batch = to_layout(net, model, batch).requires_grad_()
+                elif net is not model:
+                    batch = to_layout(net, model, batch)
+                with saved_bytes(net) if done == 0 else nullcontext() as measured, autocast(precision, batch.device):
+                    logits = net(batch).to(inputs.dtype)
+                per_variant = logits.view(variants, items, -1)
+                targets = torch.stack([resolve_targets(row, target) for row in per_variant])
+                chosen = target_scores(logits, targets.reshape(-1), score)
+                if scores is not None:
+                    scores(done, stop, chosen.detach().view(variants, items))
+                wrt = [layer_output(captured, layer)] if layer else []
+                wrt += [batch] if layer is None or input_too else []
+                found = [g.reshape(variants, items, *g.shape[1:]) for g in torch.autograd.grad(chosen.sum(), wrt)]
+                accumulate(done, stop, tuple(found) if input_too else found[0], targets)
+                del logits, chosen, wrt, found
+                if measured is not None:
+                    size = max(1, int(budget // max(2 * measured[0], 1)))
+                done = stop
+                if progress is not None:
+                    progress(done, count)
+
+
+def _calls_module(net: nn.Module, name: str) -> bool:
+    """Whether ``net`` (an fx copy) still runs a module called ``name`` (fx keeps leaf modules, inlines containers)."""
+    graph = getattr(net, "graph", None)
+    return graph is not None and any(n.op == "call_module" and n.target == name for n in graph.nodes)
 
 
 def noise_generator(seed: int | None, device: torch.device) -> torch.Generator:

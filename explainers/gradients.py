@@ -41,46 +41,71 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target: TargetSpec, option
     return found["grads"], found["targets"].tolist()
 
 
-def noisy_gradient_moments(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """Over ``samples`` noisy copies: the means of max_c |g| and of g, and the population variance
-    of g (g = d score / d x; from moments of g - g_0, g_0 the first copy's, to avoid cancellation), with the
-    targets (read from the clean input: one extra forward when ``target`` is None) and the seed.
+def noisy_moments(
+    model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any], layer: str | None = None,
+    input_moments: bool = True,
+) -> dict[str, Any]:
+    """Moments over ``samples`` noisy copies of ``x`` from one set of passes, shared by every
+    noisy method (SmoothGrad, VarGrad, Smooth Grad-CAM++):
 
-    Noise: N(0, sigma^2), sigma = noise_level * (max - min) of each item (reproducible with ``seed``).
+    - input (``input_moments``; g = d score / d x): ``maps`` = mean of max_c |g|, ``mean`` = mean
+      of g, ``variance`` = population variance of g (from moments of g - g_0, g_0 the first copy's,
+      so no cancellation when g barely varies);
+    - layer (``layer``; G = d score / d A): ``layer`` = the means of G, G^2, G^3 (Smooth Grad-CAM++).
+
+    Noise: N(0, sigma^2), sigma = noise_level * (max - min) of each item (SmoothGrad, Smilkov et al.
+    2017), reproducible with ``seed``; ``seed`` in the result is the one used. Targets are read
+    from the clean input (one extra forward) when ``target`` is None.
     """
     targets = resolve_targets(predict(model, x), target) if target is None else target
     generator = noise_generator(options["seed"], x.device)
     seed = generator.initial_seed()
-    sums: dict[str, Any] = {"maps": 0.0, "shifted": 0.0, "square": 0.0}
+    sums: dict[str, Any] = {"maps": 0.0, "shifted": 0.0, "square": 0.0, "layer": [0.0, 0.0, 0.0]}
 
-    def accumulate(_start: int, _stop: int, grads: torch.Tensor, chosen: torch.Tensor) -> None:
-        sums.setdefault("shift", grads[0])  # moments of g - g_0: no cancellation when g barely varies
+    def add_input(grads: torch.Tensor) -> None:
+        sums.setdefault("shift", grads[0])
         shifted = grads - sums["shift"]
         sums["maps"] = sums["maps"] + grads.abs().amax(dim=2).sum(dim=0)
         sums["shifted"] = sums["shifted"] + shifted.sum(dim=0)
         sums["square"] = sums["square"] + shifted.square().sum(dim=0)
+
+    def add_layer(grads: torch.Tensor) -> None:
+        sums["layer"] = [total + grads.pow(power).sum(dim=0) for power, total in zip((1, 2, 3), sums["layer"])]
+
+    def accumulate(_start: int, _stop: int, grads, chosen: torch.Tensor) -> None:
+        if layer is not None and input_moments:
+            add_layer(grads[0])
+            add_input(grads[1])
+        elif layer is not None:
+            add_layer(grads)
+        else:
+            add_input(grads)
         sums["targets"] = chosen[0]
 
     n = options["samples"]
     chunked_gradients(model, noisy_inputs(x, options["noise_level"], generator), n, targets, accumulate, fold=True,
-                      **engine_options(options))
-    shifted_mean = sums["shifted"] / n
-    return {"maps": sums["maps"] / n, "mean": sums["shift"] + shifted_mean,
-            "variance": (sums["square"] / n - shifted_mean.square()).clamp_min(0),
-            "targets": sums["targets"].tolist(), "seed": seed}
+                      layer=layer, input_too=layer is not None and input_moments, **engine_options(options))
+    out: dict[str, Any] = {"targets": sums["targets"].tolist(), "seed": seed}
+    if input_moments:
+        shifted_mean = sums["shifted"] / n
+        out |= {"maps": sums["maps"] / n, "mean": sums["shift"] + shifted_mean,
+                "variance": (sums["square"] / n - shifted_mean.square()).clamp_min(0)}
+    if layer is not None:
+        out["layer"] = tuple(total / n for total in sums["layer"])
+    return out
 
 
-def smoothgrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
-    """SmoothGrad (Smilkov et al. 2017): map = mean over n noisy copies of the saliency map
-    max_c |d score / d x_c|; ``pixel`` = mean of the signed gradients (the paper's M-hat)."""
-    m = noisy_gradient_moments(model, x, target, options)
+def smoothgrad(moments: dict[str, Any]) -> Attribution:
+    """SmoothGrad (Smilkov et al. 2017) from :func:`noisy_moments`: map = mean over n noisy copies of
+    the saliency map max_c |d score / d x_c|; ``pixel`` = mean of the signed gradients (the paper's M-hat)."""
+    m = moments
     return Attribution(m["maps"], m["targets"], "smoothgrad", pixel=m["mean"], extras={"seed": m["seed"]})
 
 
-def vargrad(model: nn.Module, x: torch.Tensor, target: TargetSpec, options: dict[str, Any]) -> Attribution:
-    """VarGrad (Adebayo et al. 2018): ``pixel`` = E[g^2] - E[g]^2 over the noisy copies, per channel
-    (the population variance, as captum's NoiseTunnel ``vargrad``); map = max over channels."""
-    m = noisy_gradient_moments(model, x, target, options)
+def vargrad(moments: dict[str, Any]) -> Attribution:
+    """VarGrad (Adebayo et al. 2018) from :func:`noisy_moments`: ``pixel`` = the variance of g over the
+    noisy copies, per channel (population variance, as captum's NoiseTunnel ``vargrad``); map = max over channels."""
+    m = moments
     variance = m["variance"]
     return Attribution(variance.amax(dim=1), m["targets"], "vargrad", pixel=variance, extras={"seed": m["seed"]})
 

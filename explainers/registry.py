@@ -33,7 +33,10 @@ class Method:
       model's outputs), ``shares_layer_pass`` (computed from the one shared layer pass of
       :func:`explainers.cam.layer_pass` with no passes of its own), ``slow`` (many passes:
       UIs compute it after the fast ones, with progress), ``target_independent``, ``per_layer``
-      (one row per layer: the layers x tokens view), ``default`` (selected when a page opens).
+      (one row per layer: the layers x tokens view), ``default`` (selected when a page opens),
+      ``noisy`` (averages over SmoothGrad's noisy copies: noisy methods asked for together with the
+      same noise options share one set of passes), ``own_forward`` (text: its pass also gives the
+      prediction, so text from a raw string needs no separate forward).
     - ``options`` / ``text_options``: option tables for images / text (:mod:`explainers.options`).
     - ``evidence_against``: the map shows evidence *against* the target (a counterfactual map).
     """
@@ -55,6 +58,8 @@ class Method:
     target_independent: ClassVar[bool] = False
     per_layer: ClassVar[bool] = False
     default: ClassVar[bool] = False
+    noisy: ClassVar[bool] = False
+    own_forward: ClassVar[bool] = False
     evidence_against: ClassVar[bool] = False
     options: ClassVar[OptionTable] = {}
     text_options: ClassVar[OptionTable] = {}

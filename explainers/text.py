@@ -88,7 +88,11 @@ class TextAttribution(Explanation):
 
 @dataclass
 class PreparedText:
-    """One text tokenised for one model, with its logits: reusable by every method."""
+    """One text tokenised for one model, with its logits: reusable by every method.
+
+    ``logits`` is None when the text was prepared without a prediction (``predict=False``): the
+    first method that runs a forward of its own fills it in, or :meth:`ensure_logits` does.
+    """
 
     text: str
     inputs: dict[str, torch.Tensor]
@@ -96,8 +100,15 @@ class PreparedText:
     special: list[bool]
     truncated: bool
     n_tokens: int
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
+
+    def ensure_logits(self, model: nn.Module) -> torch.Tensor:
+        """The text's logits, from one no-grad forward if no method has computed them yet."""
+        if self.logits is None:
+            with preserved_state(model), torch.no_grad():
+                self.logits = _logits(model(**self.inputs)).detach()
+        return self.logits
 
     def batch(self, n: int) -> dict[str, torch.Tensor]:
         """The model inputs repeated ``n`` times along the batch dimension."""
@@ -136,8 +147,10 @@ def _max_length(model: nn.Module, tokenizer, max_length: int | None) -> int:
     return min(known)
 
 
-def prepare_text(model: nn.Module, tokenizer, text: str, max_length: int | None = None) -> PreparedText:
-    """Tokenise ``text`` (truncating to the model's maximum length) and run the target forward."""
+def prepare_text(model: nn.Module, tokenizer, text: str, max_length: int | None = None,
+                 predict: bool = True) -> PreparedText:
+    """Tokenise ``text`` (truncating to the model's maximum length) and, with ``predict``, run the
+    target forward (without it, the first method's own forward gives the prediction)."""
     if not isinstance(text, str):
         raise ExplainerError(f"Text must be a string, not {type(text).__name__}.")
     if not text.strip():
@@ -152,10 +165,11 @@ def prepare_text(model: nn.Module, tokenizer, text: str, max_length: int | None 
     keep = ("input_ids", "attention_mask") + (("token_type_ids",) if is_transformer(model) else ())
     device = next(model.parameters()).device
     inputs = {k: encoded[k].to(device) for k in keep if k in encoded}
-    with preserved_state(model), torch.no_grad():
-        logits = _logits(model(**inputs)).detach()
-    return PreparedText(text, inputs, tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
-                        special, n_tokens > limit, n_tokens, logits)
+    prepared = PreparedText(text, inputs, tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
+                            special, n_tokens > limit, n_tokens, None)
+    if predict:
+        prepared.ensure_logits(model)
+    return prepared
 
 
 def _module_name(model: nn.Module, module: nn.Module) -> str:
@@ -281,18 +295,21 @@ def grad_cam_rows(activations: Sequence[torch.Tensor], gradients: Sequence[torch
                         for a, g in zip(activations, gradients, strict=True)])
 
 
-def _layer_maps(model: nn.Module, prepared: PreparedText, layers: list[str], target: int,
+def _layer_maps(model: nn.Module, prepared: PreparedText, layers: list[str], target: int | None,
                 score: str, signed: bool, channels_first: bool) -> torch.Tensor:
     """Grad-CAM rows (L, T) for ``layers``, from one forward and one ``autograd.grad`` call.
 
     The word-embedding output is captured as a detached leaf (the root of the graph), the
-    layers as they are; ``channels_first`` layers output (B, C, T) instead of (B, T, D).
+    layers as they are; ``channels_first`` layers output (B, C, T) instead of (B, T, D). This
+    forward is also the text's prediction when it has none yet (``target`` None: its top class).
     """
     root, _ = _word_embeddings(model)
     with capture(model, [root], detach=True), capture(model, layers) as captured:
         logits = _logits(model(**prepared.inputs))
+        if prepared.logits is None:
+            prepared.logits = logits.detach()
         outputs = [layer_output(captured, name) for name in layers]
-        targets = torch.tensor([target], device=logits.device)
+        targets = resolve_targets(logits.detach(), target)
         grads = torch.autograd.grad(target_scores(logits, targets, score).sum(), outputs)
     first = (lambda t: t[0].transpose(0, 1)) if channels_first else (lambda t: t[0])
     return grad_cam_rows([first(o).detach() for o in outputs], [first(g) for g in grads], signed)
@@ -349,8 +366,11 @@ def _explain_prepared(model, tokenizer, prepared: PreparedText, method: str, tar
     if not record.supports_text_model(model):
         raise ExplainerError(f"{record.label} does not apply to this model; its methods: {', '.join(text_methods(model))}.")
     options = resolve(record.name, record.text_options, modernise(options))
-    chosen = int(resolve_targets(prepared.logits, target)[0])
-    scores, extras = record.explain_text(model, tokenizer, prepared, chosen, options)
+    if prepared.logits is None and not record.own_forward:
+        prepared.ensure_logits(model)
+    chosen = None if prepared.logits is None else int(resolve_targets(prepared.logits, target)[0])
+    scores, extras = record.explain_text(model, tokenizer, prepared, target if chosen is None else chosen, options)
+    chosen = int(resolve_targets(prepared.logits, target)[0]) if chosen is None else chosen
     method = record.name
     layers = extras.pop("layers", [])
     values = scores.detach().cpu().numpy()
@@ -369,7 +389,7 @@ def explain_text(model: nn.Module, tokenizer, text: str | Sequence[str] | Prepar
     """Explain ``text`` (or each text of a list, one by one) with ``method``; see the module docstring."""
     if isinstance(text, (list, tuple)):
         return [explain_text(model, tokenizer, t, method, target, max_length, **options) for t in text]
-    prepared = text if isinstance(text, PreparedText) else prepare_text(model, tokenizer, text, max_length)
+    prepared = text if isinstance(text, PreparedText) else prepare_text(model, tokenizer, text, max_length, predict=False)
     return _explain_prepared(model, tokenizer, prepared, method, target, options)
 
 

@@ -112,7 +112,7 @@ def small() -> nn.Module:
         ("smoothgrad", {"progress": 3}, "progress must be"),
         ("saliency", {"score": "softmax"}, "score must be one of"),
         ("grad_cam", {"steps": 5}, "Unknown option(s) steps for grad_cam"),
-        ("lime", {}, "Unknown method 'lime'"),
+        ("no_such_method", {}, "Unknown method 'no_such_method'"),
     ],
 )
 def test_user_mistakes_get_a_clear_message(small, method: str, kwargs: dict, message: str) -> None:

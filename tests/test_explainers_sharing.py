@@ -68,3 +68,22 @@ def test_chunking_changes_nothing_but_the_number_of_passes() -> None:
     assert relative_error(one.maps, all_at_once.maps) < 1e-5 and one.extras["seed"] == 7
     other_seed = explainers.explain(model, x, "smoothgrad", samples=4, seed=8)
     assert relative_error(other_seed.maps, one.maps) > 1e-3
+
+
+def test_noisy_methods_share_one_set_of_noisy_passes() -> None:
+    """SmoothGrad, VarGrad and Smooth Grad-CAM++ asked for together (same noise options) run the
+    noisy copies once: samples forwards (chunked), plus the CAM pass and no other; the maps equal
+    each method run alone with the same seed."""
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    x = sample_batch(2, (1, 3, 64, 80))
+    noisy = {"samples": 6, "noise_level": 0.1, "seed": 4, "memory_mb": 1e-6}  # one copy per chunk: countable
+    names = ["smooth_grad_cam_plus_plus", "smoothgrad", "vargrad"]
+    counter = ForwardCounter(model)
+    together = explainers.explain_many(model, x, names, [3], "layer4", **noisy)
+    calls = counter.calls
+    counter.remove()
+    assert calls == 1 + noisy["samples"]  # the layer pass + one pass per noisy copy
+    for name in names:
+        alone = explainers.explain(model, x, name, 3, "layer4", **noisy)
+        assert relative_error(together[name][0].maps, alone.maps) <= 1e-4, name
+        assert together[name][0].extras["seed"] == 4

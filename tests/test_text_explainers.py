@@ -208,9 +208,16 @@ def test_layer_grad_cam_uses_one_forward_and_one_backward(english, monkeypatch):
     handle = model.register_forward_pre_hook(lambda *_: forwards.append(1))
     try:
         explain_text(model, tokenizer, prepared, "layer_grad_cam", include_embeddings=True)
+        assert len(forwards) == 1 and grads == [4]
+        # From raw text: still one forward in all, which is also the prediction (target None = its top class).
+        forwards.clear()
+        raw = explain_text(model, tokenizer, SENTENCE, "layer_grad_cam", include_embeddings=True)
+        assert len(forwards) == 1
     finally:
         handle.remove()
-    assert len(forwards) == 1 and grads == [4]
+    assert raw.target == int(prepared.logits.argmax())
+    np.testing.assert_allclose(raw.scores, explain_text(model, tokenizer, prepared, "layer_grad_cam",
+                                                        include_embeddings=True).scores, rtol=1e-5, atol=1e-7)
 
 
 def _toy_encoder(tokenizer) -> nn.Module:

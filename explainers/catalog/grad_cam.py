@@ -27,6 +27,7 @@ class GradCAM(LayerMethod):
     default = True
     options: ClassVar = {"score": SCORE, "counterfactual": Option(False, flag("counterfactual"))}
     text_options: ClassVar = {"score": SCORE, "signed": Option(False, flag("signed"), "drop the ReLU"), "layers": LAYERS}
+    own_forward = True  # text: the text CNN's Grad-CAM pass gives the prediction too
 
     def weights(self, p: LayerMaps) -> torch.Tensor:
         grads = -p.gradients if p.options.get("counterfactual") else p.gradients

@@ -19,6 +19,7 @@ class LayerGradCAM(Method):
     kinds = ("text",)
     needs_layer = True
     per_layer = True
+    own_forward = True
     text_options: ClassVar = {
         "score": SCORE,
         "include_embeddings": Option(False, flag("include_embeddings"), "add the embeddings output as row 0"),

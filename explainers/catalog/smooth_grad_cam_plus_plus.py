@@ -4,8 +4,8 @@ from typing import ClassVar
 
 import torch
 
-from explainers.cam import LayerMaps, LayerMethod, grad_cam_plus_plus_weights, smoothed_gradient_moments
-from explainers.engine import noise_generator
+from explainers.cam import LayerMaps, LayerMethod, grad_cam_plus_plus_weights
+from explainers.gradients import noisy_moments
 from explainers.options import NOISY, SCORE
 from explainers.registry import register
 
@@ -23,14 +23,10 @@ class SmoothGradCAMPlusPlus(LayerMethod):
     source = "Omeiza et al. 2019, Smooth Grad-CAM++: An Enhanced Inference Level Visualization Technique (arXiv:1908.01224)"
     shares_layer_pass = False
     slow = True
+    noisy = True
     options: ClassVar = {"score": SCORE, **NOISY}
 
     def weights(self, p: LayerMaps) -> torch.Tensor:
-        o = p.options
-        generator = noise_generator(o["seed"], p.x.device)
-        p.extras["seed"] = generator.initial_seed()
-        moments = smoothed_gradient_moments(
-            p.model, p.x, p.layer, p.targets, samples=o["samples"], noise_level=o["noise_level"],
-            generator=generator, score=o["score"], memory_mb=o["memory_mb"], progress=o["progress"],
-        )
-        return grad_cam_plus_plus_weights(p.activations, *moments)
+        noise = p.noise or noisy_moments(p.model, p.x, p.targets, p.options, p.layer, input_moments=False)
+        p.extras["seed"] = noise["seed"]
+        return grad_cam_plus_plus_weights(p.activations, *(p.grid.to_map(m) for m in noise["layer"]))

@@ -18,7 +18,11 @@ class SmoothGrad(Method):
     source = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise (arXiv:1706.03825)"
     family = "gradient"
     slow = True
+    noisy = True
     options: ClassVar = {"score": SCORE, **NOISY, "precision": PRECISION}
 
     def explain_image(self, model, x, target, options):
-        return gradients.smoothgrad(model, x, target, options)
+        return self.from_moments(gradients.noisy_moments(model, x, target, options))
+
+    def from_moments(self, moments):
+        return gradients.smoothgrad(moments)

@@ -18,7 +18,11 @@ class VarGrad(Method):
     source = "Adebayo et al. 2018, Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values (ICLR-W)"
     family = "gradient"
     slow = True
+    noisy = True
     options: ClassVar = {"score": SCORE, **NOISY, "precision": PRECISION}
 
     def explain_image(self, model, x, target, options):
-        return gradients.vargrad(model, x, target, options)
+        return self.from_moments(gradients.noisy_moments(model, x, target, options))
+
+    def from_moments(self, moments):
+        return gradients.vargrad(moments)
