@@ -28,6 +28,7 @@ def cases(quick: bool) -> list[Case]:
 
     model = load_text_model(MULTILINGUAL)
     net, tokenizer = model.net, model.tokenizer
+    net.requires_grad_(True)  # the merged adapter loads frozen; the reference needs parameter gradients
     prepared = prepare_text(net, tokenizer, SENTENCE)
     target = int(prepared.logits.argmax())
     size = f"{net.config.num_hidden_layers} layers x {net.config.hidden_size}, {len(prepared.tokens)} tokens"
@@ -61,17 +62,32 @@ def cases(quick: bool) -> list[Case]:
 
 
 def main() -> None:
-    from bench.harness import run_case
+    """Run these cases and write ``bench/results/multilingual.md`` (table, load average, notes)."""
+    import time
+    from pathlib import Path
+
+    from bench.harness import markdown, run_case
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(2)
+    started = time.time()
+    before = os.getloadavg()
+    rows, notes = [], []
     for case in cases(quick=False):
         print(f"== {case.name}", flush=True)
         for row in run_case(case):
+            rows.append(row)
             print(f"   {row.label:<48} {1000 * row.median_s:9.1f} ms  x{row.ratio:.2f} "
                   f"[{row.ratio_min:.2f}-{row.ratio_max:.2f}]", flush=True)
-    one, five, fifteen = os.getloadavg()
-    print(f"load average {one:.1f}/{five:.1f}/{fifteen:.1f}")
+        if case.note:
+            notes.append(f"- {case.name}: {case.note}")
+    after = os.getloadavg()
+    header = (f"# {Path(__file__).stem}\n\ntorch {torch.__version__}, 2 threads, {os.cpu_count()} CPUs, "
+              f"load average {before[0]:.1f} before / {after[0]:.1f} after, {time.time() - started:.0f} s. "
+              "Same process, variants alternated.")
+    out = Path(__file__).resolve().parent / "results" / "multilingual.md"
+    out.write_text(markdown(rows, header, notes))
+    print(f"wrote {out}; load average {after[0]:.1f}/{after[1]:.1f}/{after[2]:.1f}")
 
 
 if __name__ == "__main__":

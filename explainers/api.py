@@ -190,7 +190,7 @@ def _layer_attribution(
 ) -> Attribution:
     """One CAM-family Attribution for target spec ``index`` of a shared :class:`cam.LayerPass`."""
     p = cam.LayerMaps(model, x, layer, passed.activations, passed.gradients[index], passed.targets[index],
-                      passed.logits, opts, shared=shared, noise=noise)
+                      passed.logits, opts, shared=shared, noise=noise, grid=passed.grid, output=passed.output)
     raw = record.raw_map(p)
     maps = cam.upsample(raw, (x.shape[2], x.shape[3]))
     return _finish(Attribution(maps, p.targets.tolist(), record.name, layer, raw=raw, extras=p.extras), opts)

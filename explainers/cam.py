@@ -20,6 +20,7 @@ from explainers.capture import capture, layer_output
 from explainers.errors import ExplainerError
 from explainers.registry import Method
 from explainers.targets import TargetSpec, resolve_targets, target_scores
+from explainers.tokens import Grid, layer_grid
 
 GRAD_CAM_PLUS_PLUS_EPS = 1e-6
 """Added to Grad-CAM++'s alpha denominator, as pytorch-grad-cam does, so 0/0 cannot occur."""
@@ -38,6 +39,8 @@ class LayerPass:
     targets: list[torch.Tensor]
     gradients: list[torch.Tensor | None]
     input_gradients: list[torch.Tensor | None] = field(default_factory=list)
+    grid: Grid | None = None
+    output: torch.Tensor | None = None
 
 
 def layer_pass(
@@ -58,17 +61,17 @@ def layer_pass(
     specs are each item's k best classes, read from this same forward. ``input_gradients``:
     the graph spans the whole network instead and each ``autograd.grad`` also returns
     d score / d x, so saliency and input x gradient come from this same pass.
+
+    A transformer layer's tokens (B, T, D) or channels-last (B, h, w, C) output, and its
+    gradients, are read as a (B, C, h, w) map by :func:`explainers.tokens.layer_grid` (prefix
+    tokens dropped); ``grid`` says how, and ``output`` keeps the layer's output as it was.
     """
     if input_gradients:
         x = x.detach().requires_grad_()
     with capture(model, [layer], detach=not input_gradients) as captured:
         logits = model(x)
-        activations = layer_output(captured, layer)
-        if activations.ndim != 4:
-            raise ExplainerError(
-                f"Layer {layer!r} outputs shape {tuple(activations.shape)}, not a (B, C, H, W) "
-                "feature map; pick a convolutional layer."
-            )
+        output = layer_output(captured, layer)
+        grid = layer_grid(model, layer, output.shape, x.shape[2:])
         if top_k is not None:
             if not 1 <= top_k <= logits.shape[1]:
                 raise ExplainerError(f"top_k must be between 1 and {logits.shape[1]}, got {top_k}.")
@@ -80,14 +83,15 @@ def layer_pass(
         for i, chosen in enumerate(targets):
             if gradients or input_gradients:
                 total = target_scores(logits, chosen, score).sum()
-                wrt = (activations, x) if input_gradients else (activations,)
+                wrt = (output, x) if input_gradients else (output,)
                 found = torch.autograd.grad(total, wrt, retain_graph=i < len(targets) - 1)
-                grads.append(found[0])
+                grads.append(grid.to_map(found[0]))
                 pixel.append(found[1] if input_gradients else None)
             else:
                 grads.append(None)
                 pixel.append(None)
-        return LayerPass(logits.detach(), activations.detach(), targets, grads, pixel)
+        output = output.detach()
+        return LayerPass(logits.detach(), grid.to_map(output), targets, grads, pixel, grid, output)
 
 
 def classifier_head(model: nn.Module, layer: str, activations: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -172,6 +176,8 @@ class LayerMaps:
     reports (e.g. a seed). ``head()`` is CAM's classifier weight, checked once and shared.
     ``noise``: noisy-copy moments already computed for this target by a pass shared with other
     noisy methods (:func:`explainers.gradients.noisy_moments`), or None.
+    ``grid``: how the layer's ``output`` (kept in its own layout, e.g. tokens) maps to A
+    (:mod:`explainers.tokens`); by default A is the output itself, channels first.
     """
 
     model: nn.Module
@@ -185,6 +191,14 @@ class LayerMaps:
     extras: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict, repr=False)
     noise: dict[str, Any] | None = None
+    grid: Grid | None = None
+    output: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.grid is None:
+            self.grid = Grid("channels_first", *self.activations.shape[2:], self.activations.shape[1])
+        if self.output is None:
+            self.output = self.activations
 
     def head(self) -> torch.Tensor:
         if "head" not in self.shared:

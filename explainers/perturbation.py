@@ -19,7 +19,6 @@ as found (:func:`explainers.capture.preserved_state` around every chunk).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -152,9 +151,8 @@ def text_units(tokenizer, prepared, unit: str) -> list[list[int]]:
 
     if unit == "token":
         return [[i] for i, special in enumerate(prepared.special) if not special]
-    text = {"text": prepared.text} if "text" in inspect.signature(merge_words).parameters else {}  # text-aware words
     _, _, token_word = merge_words(prepared.tokens, prepared.special, np.zeros(len(prepared.tokens)),
-                                   detect_scheme(tokenizer, prepared.tokens), tokenizer, **text)
+                                   detect_scheme(tokenizer, prepared.tokens), tokenizer, text=prepared.text)
     units: list[list[int]] = [[] for _ in range(max(token_word, default=-1) + 1)]
     for i, word in enumerate(token_word):
         if word >= 0:

@@ -184,3 +184,76 @@ def resolve_grid_scales(
 def distinct(scales: Sequence[Sequence[Scale | None]]) -> list[Scale]:
     """The distinct :class:`Scale` objects of a grid, in first-seen order (by identity)."""
     return list({id(s): s for r in scales for s in r if s is not None}.values())
+
+
+@dataclass(frozen=True)
+class MapKind:
+    """What one column's maps are, as its method's registry record says (the caller reads the record).
+
+    ``signed``: the method's maps take both signs (a diverging scale centred on 0, whatever one
+    map's values); ``family``: maps of one family and sign may share a scale ("same units");
+    ``against``: the map shows evidence *against* the target (a counterfactual map).
+    """
+
+    signed: bool = False
+    family: str = ""
+    against: bool = False
+
+
+GRID_MODES: dict[str, str] = {
+    "own": "own per map",
+    "method": "shared per method",
+    "family": "shared per family",
+}
+"""Scale modes of a map grid: which maps share one range. Maps of different sign never share one."""
+CLIP = 99.5
+"""The grid's clipping percentile (the "clipped" presets)."""
+
+
+def grid_presets(
+    maps: Sequence[Sequence[np.ndarray | None]],
+    kinds: Sequence[MapKind] | None = None,
+    colorscale: str = SEQUENTIAL,
+) -> dict[tuple[str, bool], list[list[Scale | None]]]:
+    """Every (mode, clipped) scale preset of a rows x columns map grid, by :data:`GRID_MODES` and clipping.
+
+    A map is signed when its column's kind says so or when it has a negative value (it is then
+    never drawn on a sequential scale). ``"own"`` gives each map its range; ``"method"`` one range
+    per column; ``"family"`` one range per (family, sign) over all columns of that family. The range
+    of a group is :func:`value_range` of all its maps' values together, clipped at :data:`CLIP` or not.
+    """
+    cols = len(maps[0])
+    kinds = list(kinds) if kinds is not None else [MapKind(family=f"column {j}") for j in range(cols)]
+    if len(kinds) != cols:
+        raise ExplainerError(f"Got {len(kinds)} map kinds for {cols} columns.")
+    sign = [[m is not None and (kinds[j].signed or is_signed(m)) for j, m in enumerate(row)] for row in maps]
+    groups = {
+        "own": lambda i, j: (i, j),
+        "method": lambda i, j: (j, sign[i][j]),
+        "family": lambda i, j: (kinds[j].family, sign[i][j]),
+    }
+    out = {}
+    for mode, group in groups.items():
+        for clipped in (True, False):
+            members: dict[tuple, list[np.ndarray]] = {}
+            for i, row in enumerate(maps):
+                for j, m in enumerate(row):
+                    if m is not None:
+                        members.setdefault(group(i, j), []).append(np.asarray(m, dtype=float).ravel())
+            made: dict[tuple, Scale] = {}
+            grid: list[list[Scale | None]] = []
+            for i, row in enumerate(maps):
+                grid.append([])
+                for j, m in enumerate(row):
+                    if m is None:
+                        grid[i].append(None)
+                        continue
+                    key = group(i, j)
+                    if key not in made:
+                        clip = CLIP if clipped else None
+                        lo, hi = value_range(np.concatenate(members[key]), sign[i][j], clip)
+                        made[key] = Scale(lo, hi, DIVERGING if sign[i][j] else colorscale, sign[i][j],
+                                          _label("attribution", mode != "own", sign[i][j], clip))
+                    grid[i].append(made[key])
+            out[mode, clipped] = grid
+    return out

@@ -12,6 +12,8 @@ ACCENT = "#2563eb"
 MUTED = "#9aa5b1"
 SPECIAL_TOKEN_COLOUR = "#e4e7eb"
 RANDOM_BASELINE_COLOUR = "#7b8794"
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+"""``st.plotly_chart(config=...)`` for figures with in-figure controls: the toolbar keeps zoom, pan, reset, PNG."""
 
 
 def apply_style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:

@@ -6,6 +6,7 @@ Only two formats are read: safetensors, and torch pickles through ``torch.load(w
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -71,3 +72,28 @@ def match_state_dict(net: nn.Module, state: dict[str, torch.Tensor], arch: str) 
             + ". Is it a checkpoint for another architecture?"
         )
     net.load_state_dict(state, strict=True)
+
+
+VIT_HEAD_DIM = 64
+"""Width of one attention head in torchvision's ViT-B/L (768/12, 1024/16): a ViT state_dict's shapes
+do not say how many heads it has, so a ViT sized by its checkpoint gets hidden_dim / 64 (at least 1)."""
+
+
+def vit_sizes(state: dict[str, torch.Tensor]) -> dict[str, int] | None:
+    """torchvision ``VisionTransformer`` sizes read off a ViT state_dict's shapes, or None for another model.
+
+    Patch size and width from ``conv_proj.weight`` (D, 3, p, p), the image size from the
+    position table (1, 1 + (S / p)^2, D), the depth from the ``encoder_layer_i`` keys, the MLP width
+    from the first block's ``mlp.0.weight``; heads: see :data:`VIT_HEAD_DIM`.
+    """
+    conv, positions = state.get("conv_proj.weight"), state.get("encoder.pos_embedding")
+    first = state.get("encoder.layers.encoder_layer_0.mlp.0.weight")
+    if conv is None or positions is None or first is None or conv.ndim != 4 or positions.ndim != 3:
+        return None
+    hidden, patch = int(conv.shape[0]), int(conv.shape[2])
+    side = math.isqrt(int(positions.shape[1]) - 1)
+    if side * side != positions.shape[1] - 1:
+        return None
+    layers = {k.split(".")[2] for k in state if k.startswith("encoder.layers.encoder_layer_")}
+    return {"image_size": side * patch, "patch_size": patch, "num_layers": len(layers),
+            "num_heads": max(1, hidden // VIT_HEAD_DIM), "hidden_dim": hidden, "mlp_dim": int(first.shape[0])}

@@ -1,8 +1,10 @@
-"""Image classifiers: the bundled EfficientNet-Lite0 and the user's own torchvision models.
+"""Image classifiers: the bundled EfficientNet-Lite0, the user's torchvision models and local
+Hugging Face image-classification directories.
 
-``load_image_model(name)`` returns an :class:`ImageModel`: the network in eval mode, its
-preprocessing, its labels and its target layers. Checkpoints are read only as safetensors or
-with ``torch.load(weights_only=True)``; nothing is downloaded.
+``load_image_model(name)`` returns an :class:`ImageModel`: the network in eval mode (a plain
+``x -> logits`` module), its preprocessing, its labels and its target layers. Checkpoints are
+read only as safetensors or with ``torch.load(weights_only=True)``; Hugging Face directories load
+without remote code (:mod:`models.hf_dirs`); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import torchvision
 from PIL import Image
 from torch import nn
 from torchvision.models._meta import _IMAGENET_CATEGORIES
+from torchvision.models.vision_transformer import VisionTransformer
 
 from explainers.errors import ExplainerError
 from explainers.layers import LayerInfo, layer_shapes, pick_auto_layer
-from models.checkpoints import load_state_dict_file, match_state_dict
+from models.checkpoints import load_state_dict_file, match_state_dict, vit_sizes
+from models.hf_dirs import LOAD_ERRORS, checked_config, load_weights
 
 IMAGENET_LABELS: list[str] = list(_IMAGENET_CATEGORIES)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,8 +61,10 @@ class ImageModel:
     net: nn.Module
     labels: list[str]
     normalisation: Normalisation
-    input_size: int = 224
+    input_size: int | tuple[int, int] = 224
     description: str = ""
+    resizer: Callable[[Image.Image], np.ndarray] | None = None
+    """The picture the model sees from a PIL image (default: the ImageNet evaluation crop)."""
     _layers: list[LayerInfo] = field(init=False, repr=False)
     _default_layer: str = field(init=False, repr=False)
 
@@ -66,15 +72,24 @@ class ImageModel:
         # Probed once here, before the object is shared: a probe forward later could run while
         # another session's explainer has hooks on the same network.
         self._layers = layer_shapes(self.net, self.example_input())
-        self._default_layer = pick_auto_layer(self._layers)
+        self._default_layer = pick_auto_layer(self._layers, self.net, self.example_input())
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the model's input."""
+        size = self.input_size
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
     def resize(self, image: Image.Image) -> np.ndarray:
         """The picture the model sees, as uint8 HxWx3.
 
         Standard ImageNet evaluation crop (as TF's EfficientNet and torchvision do): shorter side
         bicubically resized to ``input_size / 0.875`` (256 for 224), then the central
-        ``input_size`` square.
+        ``input_size`` square; or the model's own ``resizer`` (a Hugging Face image processor's).
         """
+        resizer = getattr(self, "resizer", None)  # also called unbound on a namespace (ui.job_results)
+        if resizer is not None:
+            return resizer(image.convert("RGB"))
         image = image.convert("RGB")
         width, height = image.size
         short = round(self.input_size / CROP_FRACTION)
@@ -95,7 +110,7 @@ class ImageModel:
         return self.to_tensor(self.resize(image))
 
     def example_input(self) -> torch.Tensor:
-        return torch.zeros(1, 3, self.input_size, self.input_size)
+        return torch.zeros(1, 3, *self.input_hw)
 
     def layers(self) -> list[LayerInfo]:
         """Every named module with its output shape for a real-sized input (probed at load)."""
@@ -103,7 +118,8 @@ class ImageModel:
 
     @property
     def default_layer(self) -> str:
-        """The automatic target layer: the last spatial 4-D output before global pooling."""
+        """The automatic target layer (:func:`explainers.layers.pick_auto_layer`): the last spatial
+        feature map before global pooling; for a ViT-like model its last block's first norm."""
         return self._default_layer
 
 
@@ -212,6 +228,13 @@ def load_torchvision_model(
         net = torchvision.models.get_model(arch, weights=None, num_classes=classes)
     except (TypeError, ValueError) as err:
         raise ExplainerError(f"Cannot build {arch} with {classes} classes: {err}") from None
+    input_size = 224
+    sizes = vit_sizes(state) if isinstance(net, VisionTransformer) else None
+    if sizes is not None and not _fits(net, state):
+        net = VisionTransformer(**sizes, num_classes=classes)  # a ViT of other sizes: built as the checkpoint says
+        arch = f"{arch} ({sizes['num_layers']} layers, width {sizes['hidden_dim']}, patch {sizes['patch_size']})"
+    if isinstance(net, VisionTransformer):
+        input_size = net.image_size  # torchvision's ViT takes exactly its own image size
     match_state_dict(net, state, arch)
     if labels is None:
         labels = IMAGENET_LABELS if classes == 1000 else [f"class {i}" for i in range(classes)]
@@ -222,13 +245,80 @@ def load_torchvision_model(
         net=net.eval(),
         labels=list(labels),
         normalisation=TORCHVISION_SCALING,
+        input_size=input_size,
         description=f"torchvision {arch} ({Path(checkpoint).name})",
     )
 
 
+def _fits(net: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    own = net.state_dict()
+    return own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own)
+
+
+class HuggingFaceLogits(nn.Module):
+    """A Hugging Face image classifier as a plain ``x -> logits`` module (``ModelOutput`` unwrapped)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=x).logits
+
+
+def _processor_resizer(processor) -> Callable[[Image.Image], np.ndarray]:
+    """The image processor's own resizing and cropping, without its rescaling and normalisation."""
+    def resize(image: Image.Image) -> np.ndarray:
+        pixels = processor(images=image, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"][0]
+        return np.asarray(pixels.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0))
+
+    return resize
+
+
+def load_hf_image_model(path: str | Path) -> ImageModel:
+    """A local Hugging Face image-classification directory (config, weights, image processor).
+
+    Preprocessing is the directory's image processor: its resize and crop (:func:`_processor_resizer`),
+    then ``(rgb * rescale_factor - mean) / std``. Attention is eager, so attention maps can be read.
+    Refused with a clear message as :mod:`models.hf_dirs` says, or without a preprocessor_config.json.
+    """
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    path = Path(path).expanduser().resolve()
+    config = checked_config(path, "ForImageClassification", "an image classifier", ("preprocessor_config.json",))
+    if not (path / "preprocessor_config.json").is_file():
+        raise ExplainerError(f"{path} has no preprocessor_config.json: save the image processor next to the model "
+                             "(processor.save_pretrained), so images are prepared as the model was trained.")
+    try:
+        processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=False)
+    except LOAD_ERRORS as err:
+        raise ExplainerError(f"Cannot read the image processor in {path}: {err}") from err
+    net = load_weights(path, AutoModelForImageClassification, attn_implementation="eager")
+    resizer = _processor_resizer(processor)
+    height, width = resizer(Image.new("RGB", (97, 89))).shape[:2]
+    scale = 1.0 / processor.rescale_factor if getattr(processor, "do_rescale", True) else 1.0
+    if getattr(processor, "do_normalize", True):
+        mean, std = tuple(processor.image_mean), tuple(processor.image_std)
+    else:
+        mean, std = (0.0,) * 3, (1.0,) * 3
+    labels = [str(config.id2label.get(i, f"class {i}")) for i in range(config.num_labels)]
+    return ImageModel(
+        name=str(path),
+        net=HuggingFaceLogits(net).eval(),
+        labels=labels,
+        normalisation=Normalisation(mean, std, scale),
+        input_size=(height, width),
+        description=f"Hugging Face {', '.join(config.architectures)} ({path.name})",
+        resizer=resizer,
+    )
+
+
 def load_image_model(name: str = DEFAULT_IMAGE_MODEL, checkpoint: str | Path | None = None, **kwargs) -> ImageModel:
-    """Load a bundled model by name, or ``torchvision:<arch>`` with an optional checkpoint."""
+    """Load a bundled model by name, ``torchvision:<arch>`` with an optional checkpoint, or the path
+    of a local Hugging Face image-classification directory."""
     if name in BUNDLED and checkpoint is None:
         return BUNDLED[name][1]()
+    if checkpoint is None and not name.startswith("torchvision:") and Path(name).expanduser().is_dir():
+        return load_hf_image_model(name)
     arch = name.removeprefix("torchvision:")
     return load_torchvision_model(arch, checkpoint, **kwargs)

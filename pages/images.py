@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import numpy as np
 import streamlit as st
 
+import explainers
 from explainers.precision import native_bfloat16
 from figures.export import grid_png, maps_npz, to_html
 from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
-from figures.scales import DIVERGING, SCALE_MODES, scale_for
+from figures.scales import SEQUENTIAL, Scale, grid_presets
+from figures.style import PLOT_CONFIG
 from ui.evaluation_results import score_caption
 from ui.guard import panel
 from ui.image_inputs import choose_input
 from ui.image_results import (
     MapResult,
     compute_maps,
+    estimate_seconds,
     explainer_runs,
+    forward_seconds,
+    map_kinds,
+    missing_maps,
     score_results,
 )
 from ui.methods import (
@@ -26,15 +35,19 @@ from ui.methods import (
     image_methods,
     label,
     page_options,
-    signed,
-    slow,
 )
 from ui.report_button import export_report_button, image_report_section
 
-COLORSCALES = ["Inferno", "Viridis", "Jet", "Hot", "Greys"]
-SCALE_LABELS = {"per_map": "Per map", "shared": "Shared across the grid", "signed": "Signed (centred on 0)"}
+INITIAL = {"opacity": 0.55, "colorscale": SEQUENTIAL, "mode": ("own", True)}
+"""The grid's starting display (changed in the browser by the controls above the grid)."""
+REDRAW_S = 1.5
+"""While slow maps run, the grid is redrawn with the finished ones at most this often."""
 BASELINES = {"zero": "Zero tensor (mean image)", "black": "Black image", "blur": "Blurred photo", "uniform": "Uniform noise"}
 MAX_TARGETS = 4
+PASS_THROUGH = ("ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "Identity", "Dropout", "Dropout2d")
+"""Module types whose output is their input (or a padded copy): not worth a place in the layer list."""
+MASKS = (50, 100, 250, 500, 1000, 2000, 4000)
+WINDOWS = (8, 16, 32, 56)
 
 
 def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list[int]:
@@ -56,26 +69,39 @@ def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list
     return chosen or order[:1]
 
 
+def is_block(name: str) -> bool:
+    """A top-level module or a numbered item of a container (``layer4``, ``_blocks.3``, ``layer4.1``,
+    ``encoder.layers.encoder_layer_11``), not a module inside one (``_blocks.3._bn1``)."""
+    parts = name.split(".")
+    return len(parts) == 1 or re.fullmatch(r"(.*_)?\d+", parts[-1]) is not None
+
+
 def choose_layer(model) -> str:
-    """Target layer for the CAM family: 4-D outputs with their shapes, the automatic one marked."""
-    candidates = [info for info in model.layers() if len(info.shape) == 4]
-    if not candidates:
-        st.warning("This model has no layer with a (C, H, W) output: CAM-family methods cannot run.")
+    """Target layer for the CAM family: outputs covering the image (feature maps, patch tokens) with
+    their grids (explainers.layers.LayerInfo.describe), the automatic one marked. By default only the
+    blocks' outputs are listed; padding, identity and dropout modules (their output is their input) never."""
+    infos = {info.name: info for info in model.layers() if info.grid is not None and info.kind not in PASS_THROUGH}
+    if not infos:
+        st.warning("This model has no layer with a feature-map or patch-token output: CAM-family methods cannot run.")
         return model.default_layer
     auto = model.default_layer
-    names = [info.name for info in candidates]
-    shapes = {info.name: info.shape for info in candidates}
+    every = st.checkbox("List every module inside the blocks", key="img_layer_every",
+                        help="By default only the blocks' outputs (and the automatic layer) are listed.")
+    names = [name for name in infos if every or is_block(name) or name == auto]
+    if st.session_state.get("img_layer") not in names:
+        st.session_state.pop("img_layer", None)
 
     def describe(name: str) -> str:
-        _, c, h, w = shapes[name]
-        return f"{name}  ({c}x{h}x{w}){'  - automatic' if name == auto else ''}"
+        shown = infos[name].describe() if is_block(name) else "    › " + infos[name].describe()
+        return f"{shown}{'  - automatic' if name == auto else ''}"
 
-    layer = st.selectbox("Target layer (CAM family)", names, index=names.index(auto) if auto in names else len(names) - 1,
-                         format_func=describe, key="img_layer")
-    _, _, h, w = shapes[layer]
-    if h * w == 1:
+    layer = st.selectbox(f"Target layer (CAM family; {len(names)} of {len(model.layers())} modules listed)", names,
+                         index=names.index(auto) if auto in names else len(names) - 1, format_func=describe,
+                         key="img_layer")
+    cells = infos[layer].grid.height * infos[layer].grid.width
+    if cells == 1:
         st.warning("This layer's output is 1x1: its map cannot show where anything is.")
-    elif auto in shapes and h * w > shapes[auto][2] * shapes[auto][3]:
+    elif auto in infos and cells > infos[auto].grid.height * infos[auto].grid.width:
         st.caption("An earlier layer than the automatic one: finer maps, but less specific to the class.")
     return layer
 
@@ -96,7 +122,7 @@ def method_options(model) -> dict[str, dict]:
                             PAGE_DEFAULTS["samples"], key="img_sg_samples")
         noise = st.slider("Noisy methods: noise level", 0.0, 0.5, PAGE_DEFAULTS["noise_level"], 0.01, key="img_sg_noise")
         seed = int(st.number_input("Noise seed", 0, 2**31 - 1, PAGE_DEFAULTS["seed"], key="img_seed"))
-    widgets = {"steps": steps, "baseline": baseline, "tolerance": PAGE_DEFAULTS["tolerance"] if adaptive else 0.0,
+    widgets = {"steps": steps, "baseline": baseline, **perturbation_options(), "tolerance": PAGE_DEFAULTS["tolerance"] if adaptive else 0.0,
                "max_steps": max(PAGE_DEFAULTS["max_steps"], steps), "samples": samples, "noise_level": noise, "seed": seed}
     if baseline == "black":
         widgets["black"] = tuple(model.to_tensor(np.zeros((1, 1, 3), np.uint8))[0, :, 0, 0].tolist())
@@ -105,28 +131,43 @@ def method_options(model) -> dict[str, dict]:
     return page_options(widgets)
 
 
+def takers(option: str, without: str | None = None) -> list[str]:
+    """Labels of the image methods whose option table has ``option`` (and not ``without``)."""
+    return [m.label for m in explainers.methods("image") if option in m.options and (without is None or without not in m.options)]
+
+
+def perturbation_options() -> dict:
+    """Masks / neighbours of the perturbation methods and the occlusion window, for the methods that take them."""
+    out = {}
+    masked = takers("samples", without="noise_level")
+    if masked:
+        masks = st.select_slider(f"{', '.join(masked)}: masks / samples", ["default", *MASKS], "default", key="img_masks",
+                                 help="Fewer is faster and noisier; 'default' keeps each method's own count.")
+        if masks != "default":
+            out["masks"] = masks
+    windowed = takers("window")
+    if windowed:
+        window = st.select_slider(f"{', '.join(windowed)}: window (pixels; stride half of it)", WINDOWS, 16,
+                                  key="img_window")
+        out |= {"window": window, "stride": max(1, window // 2)}
+    return out
+
+
 def display_options() -> dict:
     with st.sidebar.expander("Display", expanded=True):
-        return {
-            "opacity": st.slider("Map opacity", 0.0, 1.0, 0.55, 0.05, key="img_opacity"),
-            "colorscale": st.selectbox("Colour scale", COLORSCALES, key="img_colorscale"),
-            "mode": st.radio("Scale", SCALE_MODES, format_func=SCALE_LABELS.get, key="img_scale_mode"),
-            "clip": st.checkbox("Clip the top 0.5% of values", value=True, key="img_clip"),
-        }
+        st.caption("Opacity, colours and scales sit above the grid and change it at once, with no rerun.")
+        return {"columns": st.slider("Maps per line", 1, 8, 4, key="img_columns",
+                                     help="Maps keep their size: more methods wrap onto more lines. Four fit a "
+                                          "1600-pixel-wide window with the sidebar open.")}
 
 
 def grid_arrays(results: dict, variants: list[str], targets: list[int]) -> list[list[np.ndarray | None]]:
     return [[results.get((v, t), MapResult(v, t, None)).heat for v in variants] for t in targets]
 
 
-def scales_for(maps: list[list[np.ndarray | None]], variants: list[str], display: dict):
-    """Colour scales for the grid: signed methods always diverging, others per the chosen mode."""
-    flat = [m for row in maps for m in row]
-    is_signed = [signed(v) or display["mode"] == "signed" for _ in maps for v in variants]
-    scales = scale_for(flat, display["mode"], is_signed, 99.5 if display["clip"] else None,
-                       sequential=display["colorscale"], diverging=DIVERGING)
-    cols = len(variants)
-    return [scales[i * cols:(i + 1) * cols] for i in range(len(maps))]
+def initial_scales(maps: list[list[np.ndarray | None]], variants: list[str]) -> list[list[Scale | None]]:
+    """The grid's starting scales (:data:`INITIAL`), which the PNG and the report use."""
+    return grid_presets(maps, map_kinds(variants), INITIAL["colorscale"])[INITIAL["mode"]]
 
 
 def facts(result: MapResult, labels: list[str]) -> str:
@@ -155,24 +196,44 @@ def facts(result: MapResult, labels: list[str]) -> str:
     return " · ".join(parts)
 
 
-def show_grid(slot, rgb, maps, variants, targets, labels, display, stage: str):
-    """Draw the map grid into ``slot``; returns the figure and its scales (for the downloads)."""
-    scales = scales_for(maps, variants, display)
-    fig = map_grid(rgb, maps, row_titles=[labels[t] for t in targets], col_titles=[label(v) for v in variants],
-                   scales=scales, opacity=display["opacity"])
-    slot.plotly_chart(fig, key=f"img_grid_{stage}")
-    return fig, scales
+def row_title(target: int, labels: list[str], probs: np.ndarray, predicted: int) -> str:
+    return f"{labels[target]} ({'predicted, ' if target == predicted else ''}{probs[target]:.1%})"
 
 
-def downloads(rgb, maps, variants, targets, labels, display, fig, scales, results) -> None:
+def show_grid(slot, rgb, results, variants, targets, titles, columns: int, pending=frozenset(), key="img_grid"):
+    """Draw the map grid into ``slot``: computed maps, "computing..." for ``pending``, failures named.
+
+    The figure is kept in the session per (results, layout), so a rerun that changes nothing in
+    the grid (a button, a download) does not rebuild it.
+    """
+    cells = [[results.get((v, t)) for v in variants] for t in targets]
+    signature = (tuple(id(c) for row in cells for c in row), tuple(variants), tuple(titles), columns, frozenset(pending),
+                 rgb.shape, id(rgb) if rgb.base is None else id(rgb.base))
+    kept = st.session_state.get("img_grid_figure")
+    if kept is None or kept[0] != signature:
+        notes = [["computing…" if (v, t) in pending else "failed: see the note below" if c is not None and c.error
+                  else None for v, c in zip(variants, row)] for t, row in zip(targets, cells)]
+        maps = [[None if c is None else c.heat for c in row] for row in cells]
+        fig = map_grid(rgb, maps, titles, [label(v) for v in variants], kinds=map_kinds(variants), columns=columns,
+                       opacity=INITIAL["opacity"], mode=INITIAL["mode"], colorscale=INITIAL["colorscale"], notes=notes)
+        kept = (signature, fig)
+        st.session_state["img_grid_figure"] = kept
+    slot.plotly_chart(kept[1], key=key, width="content", config=PLOT_CONFIG)
+    return kept[1]
+
+
+def downloads(rgb, maps, variants, targets, labels, fig, results) -> None:
     """Download buttons; every file is built only when its button is clicked (deferred data)."""
     row_titles = [labels[t] for t in targets]
     col_titles = [label(v) for v in variants]
     named = {f"{v}__{labels[t]}": r.heat for (v, t), r in results.items() if r.heat is not None}
     meta = {"targets": row_titles, "methods": col_titles}
     left, middle, right = st.columns(3)
-    left.download_button("Grid as PNG", lambda: grid_png(rgb, maps, row_titles, col_titles, scales, display["opacity"]),
-                         "maps.png", "image/png", key="img_dl_png", on_click="ignore")
+    left.download_button("Grid as PNG", lambda: grid_png(rgb, maps, row_titles, col_titles, initial_scales(maps, variants),
+                                                         INITIAL["opacity"]),
+                         "maps.png", "image/png", key="img_dl_png", on_click="ignore",
+                         help="Drawn at the grid's starting display (opacity 0.55, each map's own scale, clipped); "
+                              "the HTML keeps the controls.")
     middle.download_button("All maps as NPZ (raw values)", lambda: maps_npz(named, meta), "maps.npz",
                            "application/octet-stream", key="img_dl_npz", on_click="ignore")
     right.download_button("Grid as interactive HTML", lambda: to_html(fig), "maps.html", "text/html",
@@ -185,13 +246,52 @@ def downloads(rgb, maps, variants, targets, labels, display, fig, scales, result
 
         def single_html() -> str:
             title = f"{label(variant)}: {target_label}"
-            return to_html(overlay_figure(rgb, named[pick], opacity=display["opacity"], title=title))
+            return to_html(overlay_figure(rgb, named[pick], opacity=INITIAL["opacity"], title=title))
 
         a, b = st.columns(2)
         a.download_button("This map as NPZ", lambda: maps_npz({pick: named[pick]}, meta), f"{pick}.npz",
                           key="img_dl_one_npz", on_click="ignore")
         b.download_button("This map as HTML", single_html, f"{pick}.html", "text/html",
                           key="img_dl_one_html", on_click="ignore")
+
+
+def compute_slow(shared, x, context, variants, targets, layer, options, results, todo, status, redraw) -> dict:
+    """The slow maps, one at a time, under one progress bar at the top of the grid.
+
+    The bar says how many of the grid's maps are done, which method runs and its passes, and
+    the time left from :func:`ui.image_results.estimate_seconds` (shown before the first pass);
+    the grid is redrawn as maps finish (at most every :data:`REDRAW_S` seconds, and at the end).
+    """
+    total, labels = len(variants) * len(targets), shared.model.labels
+    found: dict = {}
+    expected = estimate_seconds(todo, x, options, forward_seconds())
+    started, last = time.perf_counter(), [time.perf_counter()]
+
+    def left() -> str:
+        if expected is None:
+            return ""
+        remaining = max(expected - (time.perf_counter() - started), 0.0)
+        return f" · about {remaining:.0f} s left" if remaining >= 1 else " · finishing"
+
+    def text(extra: str = "") -> str:
+        return f"{total - len(todo) + len(found)} of {total} maps{extra}{left()}"
+
+    bar = status.progress((total - len(todo)) / total, text=text(f" · {len(todo)} slow maps to compute"))
+
+    def progress(name: str, target: int, steps: int, of: int) -> None:
+        fraction = (total - len(todo) + len(found) + steps / max(of, 1)) / total
+        bar.progress(min(fraction, 1.0), text=text(f" · {name} for {labels[target]}: {steps}/{of} passes"))
+
+    def finished(result: MapResult) -> None:
+        found[result.variant, result.target] = result
+        bar.progress((total - len(todo) + len(found)) / total, text=text())
+        if time.perf_counter() - last[0] > REDRAW_S and len(found) < len(todo):
+            redraw(results | found)
+            last[0] = time.perf_counter()
+
+    compute_maps(shared, x, context, variants, targets, layer, options, progress, slow=True, on_result=finished)
+    status.empty()
+    return found
 
 
 def run() -> None:
@@ -212,8 +312,11 @@ def run() -> None:
                        key="img_topk")
 
     targets = choose_targets(model.labels, probs, context)
-    variants = st.multiselect("Methods (one column each)", image_methods(), default=default_methods(),
-                              format_func=label, key="img_methods")
+    picker, every = st.columns([6, 1], vertical_alignment="bottom")
+    every.button("All methods", key="img_all_methods", on_click=lambda: st.session_state.update(img_methods=image_methods()),
+                 help="Select every image method of the registry (the slow ones say how long they will take).")
+    st.session_state.setdefault("img_methods", default_methods())
+    variants = picker.multiselect("Methods (one map each)", image_methods(), format_func=label, key="img_methods")
     with panel("Layers"):
         layer = choose_layer(model)
     options = method_options(model)
@@ -223,21 +326,18 @@ def run() -> None:
         return
 
     with panel("The maps"):
-        slot = st.empty()
+        status, slot = st.empty(), st.empty()
+        titles = [row_title(t, model.labels, probs, int(np.argmax(probs))) for t in targets]
         results = compute_maps(shared, x, context, variants, targets, layer, options)
-        pending = [v for v in variants if slow(v)]
-        fig, scales = show_grid(slot, rgb, grid_arrays(results, variants, targets), variants, targets, model.labels,
-                                display, "fast")
-        if pending:
-            bar = st.progress(0.0, text="Slow methods…")
-
-            def progress(label: str, target: int, done: int, total: int) -> None:
-                bar.progress(done / max(total, 1), text=f"{label} for {model.labels[target]}: {done}/{total} steps")
-
-            results |= compute_maps(shared, x, context, variants, targets, layer, options, progress, slow=True)
-            bar.empty()
-            fig, scales = show_grid(slot, rgb, grid_arrays(results, variants, targets), variants, targets, model.labels,
-                                    display, "all")
+        todo = missing_maps(context, variants, targets, layer, options)
+        fig = show_grid(slot, rgb, results, variants, targets, titles, display["columns"], frozenset(todo),
+                        key="img_grid_busy" if todo else "img_grid")
+        if todo:
+            results |= compute_slow(shared, x, context, variants, targets, layer, options, results, todo, status,
+                                    lambda done: show_grid(slot, rgb, done, variants, targets, titles, display["columns"],
+                                                           frozenset(t for t in todo if t not in done),
+                                                           key=f"img_grid_busy_{len(done)}"))
+            fig = show_grid(slot, rgb, results, variants, targets, titles, display["columns"])
         if st.button("Score these maps (deletion / insertion AUC)", key="img_score",
                      help="Removes / inserts pixels in order of importance (20 steps) and measures the class "
                           "probability; lower deletion AUC and higher insertion AUC are better."):
@@ -248,17 +348,17 @@ def run() -> None:
         for target in targets:
             for column, variant in zip(st.columns(len(variants)), variants):
                 column.caption(facts(results[variant, target], model.labels))
-        with st.expander("What do these colours mean?"):
+        with st.expander("What do these colours mean?", expanded=len(variants) > 1):
             for variant in variants:
                 st.markdown(caption(variant))
         maps = grid_arrays(results, variants, targets)
-        downloads(rgb, maps, variants, targets, model.labels, display, fig, scales, results)
+        downloads(rgb, maps, variants, targets, model.labels, fig, results)
         export_report_button(
-            lambda: [image_report_section(model, rgb, key, probs, results, variants, targets, layer, scales,
-                                          display["opacity"])],
+            lambda: [image_report_section(model, rgb, key, probs, results, variants, targets, layer,
+                                          initial_scales(maps, variants), INITIAL["opacity"])],
             title=f"Images: {key.split(':', 1)[-1]}", key="img_report",
             png=lambda: grid_png(rgb, maps, [model.labels[t] for t in targets],
-                                 [label(v) for v in variants], scales, display["opacity"]),
+                                 [label(v) for v in variants], initial_scales(maps, variants), INITIAL["opacity"]),
         )
     st.caption(f"Explainer runs in this session: {explainer_runs()}. Display changes reuse the computed maps.")
 

@@ -200,7 +200,7 @@ def test_images_page_over_the_image_corpus(images_page, name: str) -> None:
         return
     assert not errors, errors
     specs = plotly_specs(images_page)
-    spec = specs["img_grid_all"] if "img_grid_all" in specs else specs["img_grid_fast"]
+    spec = specs["img_grid"]
     for trace in spec["data"]:
         if trace["type"] == "heatmap":
             assert np.isfinite(plotly_array(trace["z"]).astype(float)).all(), name

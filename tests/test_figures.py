@@ -135,7 +135,7 @@ def test_map_grid_links_axes_and_keeps_one_scaleanchor():
     assert lay.xaxis.matches is None and lay.yaxis.matches is None and lay.yaxis.scaleanchor == "x"
     for k in (2, 3, 4):
         assert lay[f"xaxis{k}"].matches == "x" and lay[f"yaxis{k}"].matches == "y"
-        assert lay[f"yaxis{k}"].autorange == "reversed" and lay[f"yaxis{k}"].scaleanchor is None
+        assert lay[f"yaxis{k}"].range[0] > lay[f"yaxis{k}"].range[1] and lay[f"yaxis{k}"].scaleanchor is None
     assert len(heatmaps(fig)) == 3  # the None cell has no heatmap
     assert sum(t.type == "image" for t in fig.data) == 4
     assert any(a.text == "not computed" for a in lay.annotations)
@@ -149,17 +149,102 @@ def test_map_grid_per_map_scales_give_one_coloraxis_and_colorbar_each():
     assert len(set(ranges)) == 3
     assert fig.layout.coloraxis2.cmin == -fig.layout.coloraxis2.cmax  # the signed map
     xs = [fig.layout[a].colorbar.x for a in axes]
-    assert xs[0] < xs[1] and xs[2] == xs[0]  # each bar beside its own column
+    assert xs[0] < xs[1] and xs[2] == xs[0]  # each bar under its own map
+    assert all(fig.layout[a].colorbar.orientation == "h" and fig.layout[a].colorbar.exponentformat == "SI" for a in axes)
 
 
 def test_map_grid_shared_scale_is_identical_across_subplots():
     maps = grid_maps()
     shared = scale_for([m for r in maps for m in r], "shared")[0]
     fig = image.map_grid(IMG, maps, scales=shared)
-    assert {h.coloraxis for h in heatmaps(fig)} == {"coloraxis"}
-    assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax == -shared.zmax
-    assert "shared" in fig.layout.coloraxis.colorbar.title.text
+    assert {(fig.layout[h.coloraxis].cmin, fig.layout[h.coloraxis].cmax) for h in heatmaps(fig)} == {(-shared.zmax, shared.zmax)}
     assert "One colour scale shared" in fig.layout.annotations[-1].text
+    assert not fig.layout.updatemenus  # scales given: drawn as given, only the opacity slider
+    assert len(fig.layout.sliders) == 1
+
+
+LONGEST = ["Grad-CAM (negative)", "Smooth Grad-CAM++", "Integrated Gradients", "Edges (Sobel, control)",
+           "A label far longer than any map is wide, to be cut", "CAM", "Saliency", "VarGrad"]
+
+
+def boxes_px(fig: go.Figure) -> list[tuple[float, float, float, float]]:
+    """Every map's box in pixels (x0, y0, x1, y1) from the figure's top-left corner."""
+    lay = fig.layout
+    plot_w = lay.width - lay.margin.l - lay.margin.r
+    plot_h = lay.height - lay.margin.t - lay.margin.b
+    out = []
+    for k in range(1, len(heatmaps(fig)) + sum(t.opacity == 0.35 for t in fig.data if t.type == "image") + 1):
+        x, y = lay[f"xaxis{k if k > 1 else ''}"].domain, lay[f"yaxis{k if k > 1 else ''}"].domain
+        out.append((lay.margin.l + x[0] * plot_w, lay.margin.t + (1 - y[1]) * plot_h,
+                    lay.margin.l + x[1] * plot_w, lay.margin.t + (1 - y[0]) * plot_h))
+    return out
+
+
+def test_map_grid_wraps_instead_of_shrinking_and_cuts_titles_to_their_map():
+    maps = [[RNG.random((30, 40)) for _ in LONGEST] for _ in range(3)]
+    fig = image.map_grid(IMG, maps, ["tiger cat", "tabby", "Egyptian cat"], LONGEST, columns=4)
+    boxes = boxes_px(fig)
+    assert len(boxes) == 24
+    assert all(x1 - x0 >= 240 - 1e-6 for x0, _, x1, _ in boxes)  # 40 x 30 photo: 240 x 180 boxes
+    assert fig.layout.width <= 1100  # four per line fit a 1600-pixel window beside the sidebar
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
+            assert ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, (a, b)
+    titles = [a for a in fig.layout.annotations if a.text.startswith("<b>") and a.yref == "paper" and a.xanchor == "center"]
+    assert len(titles) == 24
+    cut = [t for t in titles if t.hovertext]
+    assert cut and all(t.text.endswith("…</b>") and t.hovertext == LONGEST[4] for t in cut)
+    assert all(len(re.sub("<[^>]+>", "", t.text)) * 7.6 <= 240 for t in titles)
+    headers = [a.text for a in fig.layout.annotations if a.xanchor == "left" and a.text.startswith("<b>")]
+    assert headers == ["<b>tiger cat</b>", "<b>tabby</b>", "<b>Egyptian cat</b>"]
+
+
+def test_map_grid_colour_follows_the_records_kinds():
+    pos = np.abs(RNG.standard_normal((30, 40))) + 0.1
+    neg_in_unsigned = RNG.standard_normal((30, 40))
+    kinds = [scales.MapKind(signed=True, family="cam"), scales.MapKind(family="cam"),
+             scales.MapKind(family="cam", against=True), scales.MapKind(family="gradient")]
+    maps = [[pos, pos * 3, pos * 2, neg_in_unsigned], [pos * 10, pos, pos, pos]]
+    presets = scales.grid_presets(maps, kinds)
+    own = presets["own", False]
+    assert own[0][0].signed and own[0][0].zmin == -own[0][0].zmax  # signed record: diverging, although all > 0
+    assert not own[0][1].signed and own[0][1].zmin == 0.0
+    assert own[0][3].signed  # a negative value is never drawn on a sequential scale
+    method = presets["method", False]
+    assert method[0][0] is method[1][0] and method[0][0].zmax == pytest.approx(pos.max() * 10)
+    family = presets["family", False]
+    assert family[0][1] is family[0][2] is family[1][1] and family[0][0] is not family[0][1]  # same family, same sign
+    assert family[0][3] is not family[1][3]  # gradient column: signed map and unsigned map never share
+    fig = image.map_grid(IMG, maps, ["a", "b"], ["CAM", "Grad-CAM", "Grad-CAM (negative)", "Saliency"], kinds=kinds,
+                         mode=("family", False))
+    caption = fig.layout.annotations[-1].text
+    assert "Grad-CAM (negative): bright is evidence against the class" in caption
+    assert "CAM: red raises the class score" in caption and "same units" in caption
+
+
+def test_map_grid_controls_restyle_and_relayout_in_the_browser():
+    maps = [[RNG.random((30, 40)), RNG.standard_normal((30, 40))]]
+    kinds = [scales.MapKind(family="cam"), scales.MapKind(signed=True, family="gradient")]
+    fig = image.map_grid(IMG, maps, ["a"], ["Grad-CAM", "IG"], kinds=kinds, opacity=0.55)
+    heat_at = [i for i, t in enumerate(fig.data) if t.type == "heatmap"]
+    (slider,) = fig.layout.sliders
+    assert slider.steps[slider.active].args[0] == {"opacity": 0.55}
+    assert all(step.method == "restyle" and list(step.args[1]) == heat_at for step in slider.steps)
+    colours, presets = fig.layout.updatemenus
+    assert all(set(b.args[0]) == {"coloraxis.colorscale"} for b in colours.buttons)  # the diverging IG axis is left alone
+    expected = scales.grid_presets(maps, kinds)
+    for button, key in zip(presets.buttons, expected):
+        args = button.args[0]
+        assert (args["coloraxis.cmin"], args["coloraxis2.cmax"]) == (expected[key][0][0].zmin, expected[key][0][1].zmax)
+        assert args[f"annotations[{len(fig.layout.annotations) - 1}].text"].startswith(
+            "Each map" if key[0] == "own" else "Each method" if key[0] == "method" else "Maps of one")
+    assert presets.buttons[presets.active].label == "Scale: own per map, clipped p99.5"
+
+
+def test_map_grid_cells_without_a_map_say_why():
+    fig = image.map_grid(IMG, [[None, RNG.random((30, 40))]], notes=[["computing…", None]])
+    assert any(a.text == "computing…" for a in fig.layout.annotations)
 
 
 def test_topk_bar_keeps_duplicate_labels_and_highlights():

@@ -34,7 +34,8 @@ def test_registry_lists_by_kind_and_family_and_refuses_unknown_names() -> None:
     image = explainers.names("image")
     assert {"grad_cam", "hirescam", "xgrad_cam", "layer_cam", "eigen_cam", "eigen_grad_cam", "score_cam",
             "ablation_cam", "input_x_gradient", "vargrad"} <= set(image)
-    assert "attention_rollout" not in image and "attention_rollout" in explainers.names("text")
+    assert "layer_grad_cam" not in image and "attention_rollout" in explainers.names("text")
+    assert {"attention_rollout", "gradient_rollout", "attention_map"} <= set(image)  # ViT attention views
     assert all(m.family == "cam" for m in explainers.methods(family="cam"))
     assert explainers.method("grad_x_input").name == "input_x_gradient"  # old text name
     with pytest.raises(explainers.ExplainerError, match="Unknown method 'nope'; choose one of cam"):

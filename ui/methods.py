@@ -59,8 +59,20 @@ Images page and the Gallery share cached maps)."""
 
 
 def page_options(widgets: dict[str, object], kind: str = "image") -> dict[str, dict[str, object]]:
-    """For every method, the page-level option values (``widgets``, by option name) that it takes."""
-    return {m.name: {k: v for k, v in widgets.items() if k in m.option_table(kind)} for m in explainers.methods(kind)}
+    """For every method, the page-level option values (``widgets``, by option name) that it takes.
+
+    The pages' ``samples`` is the noisy methods' count of noisy copies: it goes only to methods
+    that also take ``noise_level``; ``masks`` goes to the other methods' ``samples`` (perturbation
+    masks or neighbours)."""
+    out = {}
+    for m in explainers.methods(kind):
+        table = m.option_table(kind)
+        chosen = {k: v for k, v in widgets.items() if k in table and k != "samples"}
+        count = widgets.get("samples") if "noise_level" in table else widgets.get("masks")
+        if "samples" in table and count is not None:
+            chosen["samples"] = count
+        out[m.name] = chosen
+    return out
 
 
 def fast_mode_note(device: torch.device | str = "cpu") -> str:

@@ -27,10 +27,12 @@ def ablated_scores(p: LayerMaps, item: int) -> torch.Tensor:
     the layer runs once per chunk on the single item and only the part after it on the copies.
     The first row of the first chunk is the unablated A: if its score differs from the clean
     logit (something after the layer also reads the layer's input batch), the chunk is rerun
-    with the input repeated, as pytorch-grad-cam does.
+    with the input repeated, as pytorch-grad-cam does. A transformer layer is ablated in its own
+    layout (``p.grid``): channel k is switched off in every token, the class token's included, as
+    pytorch-grad-cam's AblationLayerVit does.
     """
-    a = p.activations[item]
-    channels = a.shape[0]
+    a = p.output[item]
+    channels, axis = p.grid.channels, p.grid.channel_axis
     value = 0.0 if float(a.min()) == 0.0 else float(a.min()) - ABLATION_OFFSET
     module = find_module(p.model, p.layer)
     target = p.targets[item : item + 1]
@@ -51,9 +53,9 @@ def ablated_scores(p: LayerMaps, item: int) -> torch.Tensor:
         return target_scores(logits, target.expand(copies.shape[0]))
 
     def run(start: int, stop: int) -> torch.Tensor:
-        copies = a[None].repeat(stop - start + (start == 0), 1, 1, 1)
+        copies = a[None].repeat(stop - start + (start == 0), *[1] * a.ndim)
         rows = torch.arange(start, stop)
-        copies[rows - start + (start == 0), rows] = value
+        copies.movedim(axis, 1)[rows - start + (start == 0), rows] = value
         try:
             scores = forward(copies)
         except (RuntimeError, ExplainerError):

@@ -29,4 +29,4 @@ class SmoothGradCAMPlusPlus(LayerMethod):
     def weights(self, p: LayerMaps) -> torch.Tensor:
         noise = p.noise or noisy_moments(p.model, p.x, p.targets, p.options, p.layer, input_moments=False)
         p.extras["seed"] = noise["seed"]
-        return grad_cam_plus_plus_weights(p.activations, *noise["layer"])
+        return grad_cam_plus_plus_weights(p.activations, *(p.grid.to_map(m) for m in noise["layer"]))

@@ -1,0 +1,127 @@
+"""Perturbation methods against captum's Occlusion and against the bare no-grad forwards they need.
+
+- Occlusion, resnet50 (random weights: speed does not depend on them), window 16, stride 8 (27 x 27 = 729
+  windows): captum at its default ``perturbations_per_eval=1`` and at its best in a sweep run just before.
+- RISE, 2,000 masks, the bundled EfficientNet-Lite0: the 2,000 no-grad forwards of the same batch shape at
+  the best batch size of a sweep (the masks' construction and the weighted sum are what ours adds).
+- Text leave-one-out per token on a 32-token sentence, MiniLM: the forwards it needs (one batch of the
+  30 copies, prepared beforehand).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torchvision
+from captum.attr import Occlusion
+
+import explainers
+from bench.cases_image import _fastest
+from bench.harness import Case
+from explainers.folded import gradient_net
+from explainers.text import prepare_text
+
+SENTENCE = ("The film's first hour is a warm, funny and sharply observed portrait of a family, "
+            "but the last act collapses into cheap melodrama.")
+
+
+def occlusion_case(quick: bool) -> Case:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        target = int(model(x).argmax())
+    occlusion = Occlusion(model)
+
+    def captum(per_eval: int) -> Callable[[], object]:
+        return lambda: occlusion.attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), target=target,
+                                           baselines=0, perturbations_per_eval=per_eval)
+
+    gradient_net(model)  # our folded copy is built once per weights (0.2 s), outside the timings
+    sweep = (8, 32) if quick else (4, 8, 16, 32)
+    best = _fastest("captum Occlusion", {f"perturbations_per_eval={n}": captum(n) for n in sweep}, 1)
+    default = "captum Occlusion, default (perturbations_per_eval=1)"
+    return Case(
+        "Occlusion, resnet50, window 16, stride 8 (729 windows), B=1, 224x224",
+        {
+            default: captum(1),
+            best[0]: best[1],
+            "ours: occlusion (default memory_mb)": lambda: explainers.explain(model, x, "occlusion", target, window=16,
+                                                                             stride=8, score="logit"),
+        },
+        reference=default,
+        reps=2 if quick else 3,
+        warmup=0,
+        goals={"ours: occlusion (default memory_mb)": "<= 0.5x captum's default, <= 0.9x its best"},
+        note="ratio to captum's best = this row's ratio / the best row's ratio (same reps). Ours batches the 729 "
+             "windows into chunks sized to memory_mb on the folded channels_last copy (explainers.folded).",
+    )
+
+
+def rise_case(quick: bool) -> Case:
+    import models
+
+    lite = models.load_image_model()
+    x = lite.preprocess(models.load_sample("cat"))
+    samples = 2000
+    net = lite.net
+
+    def forwards(batch: int) -> Callable[[], object]:
+        copies = x.expand(batch, -1, -1, -1).contiguous()
+
+        def run() -> None:
+            with torch.no_grad():
+                for _ in range(samples // batch):
+                    net(copies)
+        return run
+
+    best = _fastest(f"{samples} no-grad forwards", {f"batch {b}": forwards(b) for b in ((25, 50) if quick else (10, 25, 50, 100))}, 1)
+    gradient_net(net)
+    return Case(
+        f"RISE, {samples} masks, EfficientNet-Lite0 (bundled), cat photo, B=1",
+        {
+            best[0]: best[1],
+            "ours: rise (default memory_mb)": lambda: explainers.explain(net, x, "rise", None, samples=samples, seed=0),
+        },
+        reference=best[0],
+        reps=2 if quick else 3,
+        goals={"ours: rise (default memory_mb)": "<= 1.1x the forwards it needs"},
+        note="ours includes the prediction forward, drawing and up-sampling the 2,000 masks and the weighted sum; "
+             "it runs on the folded channels_last copy, the reference on the network as given.",
+    )
+
+
+def text_case(quick: bool) -> Case:
+    import models
+
+    minilm = models.load_text_model("minilm-sentiment")
+    net, tok = minilm.net, minilm.tokenizer
+    prepared = prepare_text(net, tok, SENTENCE)
+    tokens = prepared.inputs["input_ids"].shape[1]
+    ids = prepared.inputs["input_ids"][0]
+    inner = [i for i in range(tokens) if not prepared.special[i]]
+    copies = torch.stack([torch.cat([ids[:i], ids[i + 1:], ids[:1] * 0]) for i in inner])
+    mask = torch.ones_like(copies)
+    mask[:, -1] = 0
+    target = int(prepared.logits.argmax())
+
+    def needed() -> None:
+        with torch.no_grad():
+            net(input_ids=copies, attention_mask=mask, token_type_ids=torch.zeros_like(copies))
+
+    return Case(
+        f"Text leave-one-out per token, MiniLM, {tokens} tokens ({len(inner)} copies)",
+        {
+            f"the {len(inner)} forwards it needs (one prepared batch)": needed,
+            "ours: occlusion unit=token, baseline=remove": lambda: explainers.explain_text(
+                net, tok, prepared, "occlusion", target, unit="token"),
+        },
+        reference=f"the {len(inner)} forwards it needs (one prepared batch)",
+        reps=7 if quick else 15,
+        goals={"ours: occlusion unit=token, baseline=remove": "<= 1.2x the forwards it needs"},
+    )
+
+
+def cases(quick: bool) -> list[Case]:
+    return [text_case(quick), rise_case(quick), occlusion_case(quick)]
