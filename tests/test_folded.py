@@ -99,16 +99,35 @@ def test_untraceable_network_gets_an_unfolded_channels_last_copy() -> None:
         assert relative_l2(net(x), model(x)) < 1e-6
 
 
+def _smooth(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every ReLU / ReLU6 replaced by SiLU: the same network without kinks."""
+    smooth = copy.deepcopy(model)
+    for name, module in list(smooth.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, (nn.ReLU, nn.ReLU6)):
+                setattr(module, child_name, nn.SiLU())
+    return smooth
+
+
 def test_ig_on_the_copy_is_as_close_to_float64_as_on_the_network(model, monkeypatch) -> None:
     """Gradients of ReLU networks jump at kinks, so float32 rounding (any kernel or layout
-    change) can flip a unit that sits within rounding distance of its kink: the copy's IG is
-    held to the float64 result as closely as the unfolded network's own float32 IG is."""
+    change) can flip a unit that sits within rounding distance of its kink: how far the copy's
+    float32 IG lands from float64 then depends on the CPU's kernels (measured 3.5x the network's
+    own float32 error on an AVX512 machine, under 3x on AVX2). So the copy is held to the float64
+    result as closely as the unfolded network's float32 IG on the same network with its kinks
+    smoothed (SiLU), where rounding cannot flip anything; with the kinks, within 2% (L2)."""
     x = sample_batch(7, (3, 3, 96, 128))
     options = {"steps": 8, "tolerance": 0}
-    folded = explainers.explain(model, x, "integrated_gradients", TARGETS, **options).pixel
-    exact = explainers.explain(copy.deepcopy(model).double(), x.double(), "integrated_gradients", TARGETS, **options).pixel
-    monkeypatch.setattr(engine, "gradient_net", lambda m: m)
-    plain = explainers.explain(model, x, "integrated_gradients", TARGETS, **options).pixel
-    assert relative_l2(plain, folded) > 0, "the copy was not used"
-    assert relative_l2(folded, exact) <= 3 * relative_l2(plain, exact) + 1e-6
-    assert relative_l2(folded, exact) < 2e-2
+
+    def errors(net: nn.Module) -> tuple[float, float, float]:
+        folded = explainers.explain(net, x, "integrated_gradients", TARGETS, **options).pixel
+        exact = explainers.explain(copy.deepcopy(net).double(), x.double(), "integrated_gradients", TARGETS, **options).pixel
+        with monkeypatch.context() as patch:
+            patch.setattr(engine, "gradient_net", lambda m: m)
+            plain = explainers.explain(net, x, "integrated_gradients", TARGETS, **options).pixel
+        return relative_l2(plain, folded), relative_l2(folded, exact), relative_l2(plain, exact)
+
+    copy_vs_plain, folded_error, plain_error = errors(_smooth(model))
+    assert copy_vs_plain > 0, "the copy was not used"
+    assert folded_error <= 3 * plain_error + 1e-6
+    assert errors(model)[1] < 2e-2
