@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import models
-from ui.guard import panel
 from explainers.text import PreparedText
+from ui.guard import panel
 from ui.resources import Shared, text_model
 from ui.text_results import prepared
 
