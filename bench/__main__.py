@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 
 import bench
-from bench.harness import markdown, parse_markdown, run_case
+from bench.harness import Deferred, markdown, parse_markdown, run_case
 from figures.benchmarks import ratio_chart
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def discover(quick: bool):
-    """Cases from every ``bench.cases_*`` module, in name order."""
+    """Cases (or :class:`bench.harness.Deferred` cases) from every ``bench.cases_*`` module, in name order."""
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda i: i.name):
         if info.name.startswith("cases_"):
             module = importlib.import_module(f"bench.{info.name}")
@@ -68,6 +68,8 @@ def main() -> None:
     for case in discover(args.quick):
         if args.only not in case.name:
             continue
+        if isinstance(case, Deferred):
+            case = case.build()
         print(f"== {case.name}", flush=True)
         case_rows = run_case(case)
         for row in case_rows:

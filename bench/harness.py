@@ -25,6 +25,15 @@ class Case:
 
 
 @dataclass
+class Deferred:
+    """A case built only when ``name`` passes ``--only`` (for cases whose set-up is itself slow,
+    e.g. a reference library's batch-size sweep); ``build()`` returns the :class:`Case`."""
+
+    name: str
+    build: Callable[[], Case]
+
+
+@dataclass
 class Row:
     case: str
     label: str
