@@ -1,15 +1,21 @@
-"""Method agreement: Spearman's rho and top-k overlap between every pair of maps of one input."""
+"""Method agreement: one definition, used by the Evaluate page and the Gallery.
+
+Two maps agree by Spearman's rank correlation of their magnitudes |map| (how strongly each
+pixel matters), or of their signed values when *both* methods are signed (Integrated Gradients
+vs input x gradient: direction matters too). The top-k overlap is the IoU of the two maps' top
+``top_fraction`` units under the same rule. A map that is the same everywhere gives NaN.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
-from evaluation.ranking import spearman, top_k_overlap
+from evaluation.ranking import ArrayLike, spearman, top_k_overlap
 from explainers.errors import ExplainerError
 
 TOP_FRACTION = 0.1
@@ -23,19 +29,25 @@ class Agreement:
     spearman: np.ndarray
     top_k_iou: np.ndarray
     top_fraction: float
-    absolute: bool
+    signed: frozenset[str]
 
 
-def agreement(maps: Mapping[str, Any], top_fraction: float = TOP_FRACTION, absolute: bool = True) -> Agreement:
-    """Compare every pair of ``maps`` (same shape): Spearman's rho of their values and the IoU of
-    their top ``top_fraction`` (default 10%) units. ``absolute``: compare magnitudes |map| (default),
-    so signed and unsigned methods are ranked alike. A constant map gives NaN correlations."""
+def rank_agreement(a: ArrayLike, b: ArrayLike, both_signed: bool = False) -> float:
+    """Spearman's rho of |a| and |b|, or of a and b when ``both_signed``."""
+    return spearman(a, b, absolute=not both_signed)
+
+
+def agreement(maps: Mapping[str, Any], signed: Collection[str] = (), top_fraction: float = TOP_FRACTION) -> Agreement:
+    """Compare every pair of ``maps`` (same shape) by :func:`rank_agreement` and the IoU of their
+    top ``top_fraction`` (default 10%) units; ``signed``: the names whose maps are signed."""
     names = list(maps)
     if len(names) < 2:
         raise ExplainerError("Agreement needs at least two maps.")
+    signed = frozenset(signed) & set(names)
     rho, iou = np.eye(len(names)), np.eye(len(names))
     for i, j in combinations(range(len(names)), 2):
         a, b = maps[names[i]], maps[names[j]]
-        rho[i, j] = rho[j, i] = spearman(a, b, absolute)
-        iou[i, j] = iou[j, i] = top_k_overlap(a, b, top_fraction, absolute)
-    return Agreement(names, rho, iou, top_fraction, absolute)
+        both = names[i] in signed and names[j] in signed
+        rho[i, j] = rho[j, i] = rank_agreement(a, b, both)
+        iou[i, j] = iou[j, i] = top_k_overlap(a, b, top_fraction, absolute=not both)
+    return Agreement(names, rho, iou, top_fraction, signed)

@@ -1,41 +1,42 @@
 """Deletion and insertion curves with their AUC (Petsiuk, Das & Saenko 2018, "RISE", sec. 4.1).
 
 A map orders the input's units (pixels, or tokens) by decreasing value; ties go to the lower
-index (raster order), so the order is deterministic. For ``i = 0..k`` let ``n_i =
-round(i N / k)`` (N units, k = ``steps``). The deletion curve is the target score after the top
-``n_i`` units are replaced (by a blurred copy, a colour, or [PAD]/[MASK] for text); the
-insertion curve the score when only the top ``n_i`` units come from the input and the rest from
-that replacement. The score is the target's softmax probability (Petsiuk et al.; ``score="logit"``
-as an option). AUC = trapezoid rule over the fraction ``n_i / N`` in [0, 1]. Good maps have a
-low deletion AUC (the score falls fast) and a high insertion AUC.
+index (raster order), so the order is deterministic. For ``i = 0..k`` let ``n_i = round(i N /
+k)`` (N units, k = ``steps``). Deletion: the target score after the top ``n_i`` units are
+replaced by the *deletion fill* (default the zero tensor: grey under TF scaling, the mean colour
+under mean/std scaling; [PAD]/[MASK] for text). Insertion, as RISE defines it: the score when the
+top ``n_i`` units come from the input and the rest from the *insertion start* (default a blurred
+copy of the image, Gaussian of ``blur_sigma`` px; text: the same token replacement). Both
+substrates are named in the result. The score is the target's softmax probability (RISE;
+``score="logit"`` as an option). AUC = trapezoid rule over the fraction ``n_i / N`` in [0, 1]. A
+good map has a low deletion AUC and a high insertion AUC.
 
-All curves of all maps are evaluated together as batched no-grad forwards (chunked to a memory
-budget); the fully kept and fully replaced inputs, shared by every curve, run once. So one map
-at k = 20 costs 2k = 40 rows. The floor: the mean curve and mean AUC of ``random_maps`` seeded
-maps of i.i.d. uniform values (a random order of the units). A map is *no better than random*
-when its deletion AUC >= the floor's, or its insertion AUC <= the floor's. ``random_maps=0``
-skips the floor (its curves and AUCs are NaN, and no map is flagged).
+The floor (:class:`Floor`): the same curves for ``random_maps`` seeded random maps drawn at the
+method's own resolution (``grids``: a CAM's layer grid, upsampled as a CAM is; pixels for
+saliency-type maps, see :mod:`evaluation.controls`). A floor depends only on (model, image,
+target, settings, grid): pass it back in ``floors`` and it is reused, not recomputed, for the
+next maps. Each metric's verdict (:mod:`evaluation.verdict`) says whether the map is better than
+95% of the random maps, or why there is no verdict (a map that ranks nothing, a class with ~0
+probability, a map of evidence against the class).
 
-Image floors are random on a ``random_grid`` x ``random_grid`` grid of cells (default 7, the
-resolution of a CAM at a 7x7 layer), nearest-upsampled, so they remove patches as a CAM does.
-Removing scattered single pixels instead creates high-frequency artefacts that collapse the
-score on their own: measured on the bundled EfficientNet-Lite0 and the "cat" sample (grey
-replacement, k = 10), pixel-level random deletion AUC 0.10 against Grad-CAM's 0.34 and a 7x7
-random map's 0.41. ``random_grid=None`` gives the pixel-level floor. Such numbers depend on the
-replacement and the floor's granularity: read them as a comparison, not an absolute.
+All curves of all maps and of the floors that are not given run together as batched no-grad
+forwards, chunked to a memory budget; the fully kept input and the two fully replaced inputs,
+shared by every curve, run once: one map at k = 20 costs 2 (k - 1) = 38 rows, plus 3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from evaluation.controls import Grid, check_grid
+from evaluation.controls import random_maps as draw_random_maps
+from evaluation.verdict import DELETION, INSERTION, Verdict, against_floor, blocker, no_verdict
 from explainers.api import check_input
 from explainers.engine import Progress, bytes_per_row, forward_in_chunks, no_grad_forward
 from explainers.errors import ExplainerError
@@ -44,31 +45,72 @@ from explainers.targets import SCORES, resolve_targets, target_scores
 from explainers.text import PreparedText, prepare_text
 
 STEPS = 20
-RANDOM_MAPS = 3
-RANDOM_GRID = 7
+RANDOM_MAPS = 20
+BLUR_SIGMA = 5.0
 TEXT_REPLACEMENTS = ("pad", "mask")
+DELETE, INSERT = 0, 1
+
+
+@dataclass
+class Floor:
+    """Deletion/insertion curves (R, k+1) and AUCs (R,) of R random maps on ``grid``, for the settings ``key``."""
+
+    grid: Grid
+    key: tuple
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    deletion_auc: np.ndarray
+    insertion_auc: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.deletion_auc)
 
 
 @dataclass
 class FaithfulnessScore:
-    """Deletion/insertion curves of one map and of the random floor, over ``fractions`` (k+1,)."""
+    """Deletion/insertion curves (k+1,) of one map over ``fractions``, their AUCs, the floor and the verdicts.
+
+    ``probability``: the target's probability on the unchanged input. ``verdicts``: ``"deletion"``
+    and ``"insertion"`` -> :class:`evaluation.verdict.Verdict`. The ``random_*`` properties are the
+    floor's mean curve and mean AUC (NaN without a floor).
+    """
 
     fractions: np.ndarray
     deletion: np.ndarray
     insertion: np.ndarray
-    random_deletion: np.ndarray
-    random_insertion: np.ndarray
     deletion_auc: float
     insertion_auc: float
-    random_deletion_auc: float
-    random_insertion_auc: float
     target: int
     score: str
+    probability: float
+    deletion_substrate: str
+    insertion_substrate: str
+    floor: Floor | None
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    def _mean(self, name: str) -> Any:
+        if self.floor is None or self.floor.count == 0:
+            return np.full_like(self.fractions, np.nan) if name in ("deletion", "insertion") else float("nan")
+        value = getattr(self.floor, name).mean(axis=0)
+        return value if np.ndim(value) else float(value)
 
     @property
-    def no_better_than_random(self) -> bool:
-        """Deletion AUC at or above the random floor's, or insertion AUC at or below it."""
-        return self.deletion_auc >= self.random_deletion_auc or self.insertion_auc <= self.random_insertion_auc
+    def random_deletion(self) -> np.ndarray:
+        return self._mean("deletion")
+
+    @property
+    def random_insertion(self) -> np.ndarray:
+        return self._mean("insertion")
+
+    @property
+    def random_deletion_auc(self) -> float:
+        return self._mean("deletion_auc")
+
+    @property
+    def random_insertion_auc(self) -> float:
+        return self._mean("insertion_auc")
 
 
 def auc(fractions: np.ndarray, curve: np.ndarray) -> np.ndarray:
@@ -93,35 +135,51 @@ def step_counts(valid_units: int, steps: int) -> torch.Tensor:
     return torch.round(torch.arange(k + 1, dtype=torch.float64) * valid_units / k).long()
 
 
-def curves_rows(ranks: torch.Tensor, counts: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Keep-masks (rows, U), True = the unit comes from the input: the fully kept row, the fully
-    replaced row, then every map's deletion steps 1..k-1, then its insertion steps 1..k-1."""
-    top = ranks[:, None, :] < counts[None, 1:-1, None]  # (M, k-1, U)
-    deletion, insertion = ~top, top | ~valid
-    ends = torch.stack([torch.ones_like(valid), ~valid])
-    return torch.cat([ends, deletion.flatten(0, 1), insertion.flatten(0, 1)])
+def curve_rows(maps: int, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows as (map index, units moved, kind): the fully kept input, the fully deleted input, the
+    insertion start, then every map's deletion steps 1..k-1, then its insertion steps 1..k-1."""
+    inner = counts[1:-1]
+    k1 = len(inner)
+    index = torch.cat([torch.zeros(3, dtype=torch.long), torch.arange(maps).repeat_interleave(k1).repeat(2)])
+    moved = torch.cat([torch.stack([counts[0], counts[-1], counts[0]]), inner.repeat(2 * maps)])
+    kind = torch.cat([torch.tensor([DELETE, DELETE, INSERT]), torch.full((maps * k1,), DELETE),
+                      torch.full((maps * k1,), INSERT)])
+    return index, moved, kind
+
+
+def keep_masks(ranks: torch.Tensor, valid: torch.Tensor, rows: tuple[torch.Tensor, ...], start: int,
+               stop: int) -> torch.Tensor:
+    """(stop - start, U) True where the unit comes from the input: deletion keeps all but the top
+    units, insertion only the top units (and the units that are never replaced)."""
+    index, moved, kind = (r[start:stop] for r in rows)
+    top = ranks[index] < moved[:, None]
+    return torch.where((kind == DELETE)[:, None], ~top, top | ~valid)
 
 
 def split_curves(scores: torch.Tensor, maps: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of :func:`curves_rows`' rows -> deletion and insertion curves (M, k+1) each."""
-    full, empty = scores[0], scores[1]
-    inner = scores[2:].view(2, maps, steps - 1)
+    """Scores of :func:`curve_rows`' rows -> deletion and insertion curves (M, k+1) each."""
+    full, deleted, start = scores[0], scores[1], scores[2]
+    inner = scores[3:].view(2, maps, steps - 1)
     column = lambda value: value.expand(maps, 1)  # noqa: E731
-    deletion = torch.cat([column(full), inner[0], column(empty)], dim=1)
-    insertion = torch.cat([column(empty), inner[1], column(full)], dim=1)
+    deletion = torch.cat([column(full), inner[0], column(deleted)], dim=1)
+    insertion = torch.cat([column(start), inner[1], column(full)], dim=1)
     return deletion.double().numpy(), insertion.double().numpy()
 
 
+def check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ExplainerError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+
+
 def _check_common(steps: Any, score: Any, random_maps: Any) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ExplainerError(f"steps must be a whole number >= 1, got {steps!r}.")
+    check_count("steps", steps, 1)
     if score not in SCORES:
         raise ExplainerError(f"score must be one of {', '.join(SCORES)}, got {score!r}.")
-    if isinstance(random_maps, bool) or not isinstance(random_maps, int) or random_maps < 0:
-        raise ExplainerError(f"random_maps must be a whole number >= 0, got {random_maps!r}.")
+    check_count("random_maps", random_maps, 0)
 
 
-def _as_heats(maps: Mapping[str, Any], units: int, shape: tuple[int, ...], what: str) -> torch.Tensor:
+def as_heats(maps: Mapping[str, Any], shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """(M, prod(shape)) float64 maps, checked for shape and finiteness."""
     if not maps:
         raise ExplainerError("Give at least one map to score.")
     heats = []
@@ -132,44 +190,72 @@ def _as_heats(maps: Mapping[str, Any], units: int, shape: tuple[int, ...], what:
             raise ExplainerError(f"Map {name!r} has shape {tuple(t.shape)}; {what} needs {shape}.")
         if not torch.isfinite(t).all():
             raise ExplainerError(f"Map {name!r} contains NaN or infinite values.")
-        heats.append(t.reshape(units))
+        heats.append(t.reshape(-1))
     return torch.stack(heats)
 
 
+def reusable(floors: Mapping[Grid, Floor] | None, key: tuple) -> dict[Grid, Floor]:
+    """The given floors that were computed with exactly these settings (any other is recomputed)."""
+    return {g: f for g, f in (floors or {}).items() if f.key == key}
+
+
 def _score_all(
-    names: list[str],
+    maps: Mapping[str, Any],
     heats: torch.Tensor,
+    grids: dict[str, Grid],
+    given: dict[Grid, Floor],
+    noise: Callable[[Grid], torch.Tensor],
     valid: torch.Tensor,
     steps: int,
-    noise: torch.Tensor,
-    evaluate: Callable[[torch.Tensor], torch.Tensor],
+    evaluate: Callable[[torch.Tensor, tuple[torch.Tensor, ...]], torch.Tensor],
     target: Any,
     score: str,
+    key: tuple,
+    substrates: tuple[str, str],
+    evidence_against: Collection[str],
 ) -> dict[str, FaithfulnessScore]:
-    """The shared part: maps + random maps ``noise`` (R, U) -> keep-masks -> logits -> curves, AUCs, floor."""
-    ranks = unit_ranks(torch.cat([heats, noise]), valid)
+    """The shared part: maps + the floors' random maps -> rows -> logits -> curves, AUCs, floors, verdicts."""
     n_valid = int(valid.sum())
     if n_valid < 1:
         raise ExplainerError("Nothing to remove: the input has no units that may be replaced.")
+    needed = [g for g in dict.fromkeys(grids.values()) if g not in given]
+    drawn = [noise(g) for g in needed]
+    ranks = unit_ranks(torch.cat([heats, *drawn]), valid)
     counts = step_counts(n_valid, steps)
     k = len(counts) - 1
-    logits = evaluate(curves_rows(ranks, counts, valid))
+    logits = evaluate(ranks, curve_rows(len(ranks), counts))
     chosen = resolve_targets(logits[:1], target)
     scores = target_scores(logits, chosen.expand(logits.shape[0]), score)
+    probability = float(torch.softmax(logits[:1].double(), dim=1)[0, chosen[0]])
     deletion, insertion = split_curves(scores, len(ranks), k)
     fractions = (counts.double() / n_valid).numpy()
     del_auc, ins_auc = auc(fractions, deletion), auc(fractions, insertion)
-    m = len(names)
-    mean = (lambda v: v[m:].mean(axis=0)) if len(noise) else (lambda v: np.full(v.shape[1:], np.nan))  # noqa: E731
-    floor = dict(
-        random_deletion=mean(deletion), random_insertion=mean(insertion),
-        random_deletion_auc=float(mean(del_auc)), random_insertion_auc=float(mean(ins_auc)),
-    )
-    return {
-        name: FaithfulnessScore(fractions, deletion[i], insertion[i], deletion_auc=float(del_auc[i]),
-                                insertion_auc=float(ins_auc[i]), target=int(chosen[0]), score=score, **floor)
-        for i, name in enumerate(names)
-    }
+    floors = dict(given)
+    start = len(maps)
+    for grid, random in zip(needed, drawn):
+        part = slice(start, start + len(random))
+        floors[grid] = Floor(grid, key, fractions, deletion[part], insertion[part], del_auc[part], ins_auc[part])
+        start += len(random)
+    out = {}
+    for i, name in enumerate(maps):
+        floor = floors[grids[name]]
+        why = blocker(heats[i].numpy(), probability if score == "probability" else None, name in evidence_against)
+        verdicts = {
+            "deletion": no_verdict(DELETION, why) if why else against_floor(DELETION, del_auc[i], floor.deletion_auc),
+            "insertion": no_verdict(INSERTION, why) if why else against_floor(INSERTION, ins_auc[i], floor.insertion_auc),
+        }
+        out[name] = FaithfulnessScore(fractions, deletion[i], insertion[i], float(del_auc[i]), float(ins_auc[i]),
+                                      int(chosen[0]), score, probability, *substrates, floor, verdicts)
+    return out
+
+
+def substrate_name(replacement: Any, blur_sigma: float) -> str:
+    """What removed pixels become, in words."""
+    if isinstance(replacement, torch.Tensor):
+        return "a given image"
+    return {"zero": "the zero tensor (the mean colour; grey under TF scaling)",
+            "blur": f"a blurred copy (Gaussian, sigma {blur_sigma:g} px)", "black": "black",
+            "uniform": "uniform noise"}[replacement]
 
 
 def score_maps(
@@ -180,63 +266,66 @@ def score_maps(
     *,
     steps: int = STEPS,
     replacement: str | torch.Tensor = "zero",
-    blur_sigma: float = 5.0,
+    insertion_start: str | torch.Tensor = "blur",
+    blur_sigma: float = BLUR_SIGMA,
     black: Any = None,
     score: str = "probability",
     random_maps: int = RANDOM_MAPS,
-    random_grid: int | None = RANDOM_GRID,
+    grids: Mapping[str, Any] | None = None,
+    floors: Mapping[Grid, Floor] | None = None,
+    evidence_against: Collection[str] = (),
     seed: int = 0,
     memory_mb: float = 1024.0,
     progress: Progress = None,
 ) -> dict[str, FaithfulnessScore]:
     """Deletion/insertion scores of each (H, W) map in ``maps`` for the image ``x`` (1, C, H, W).
 
-    ``target``: the class (None: the model's prediction for ``x``). ``replacement``: what removed
-    pixels become, as :func:`explainers.gradients.make_baseline` builds it: ``"zero"`` (the zero
-    tensor: the mean colour under mean/std scaling, grey under TF scaling; RISE's deletion
-    substrate), ``"blur"`` (Gaussian of ``blur_sigma`` pixels; RISE's insertion substrate),
-    ``"black"`` (with ``black`` = a black pixel's value per channel after preprocessing),
-    ``"uniform"`` noise, or a tensor. ``random_grid``: see the module docstring. All maps and the
-    random floor share one batched evaluation; ``progress(done, rows)`` after each chunk.
+    ``target``: the class (None: the model's prediction for ``x``). ``replacement`` (the deletion
+    fill) and ``insertion_start``, as :func:`explainers.gradients.make_baseline` builds them:
+    ``"zero"``, ``"blur"`` (``blur_sigma`` px), ``"black"`` (``black`` = a black pixel's value per
+    channel after preprocessing), ``"uniform"`` noise (``seed``) or a tensor. ``grids[name]``: the
+    map's own resolution for its floor (``(h, w)`` cells, or None = pixels, the default);
+    ``floors``: floors from an earlier call (``result.floor``), reused when their settings match.
+    ``evidence_against``: names of maps that show evidence against the class (no verdict).
+    ``progress(done, rows)`` after each chunk of rows.
     """
     check_input(model, x)
     if x.shape[0] != 1:
         raise ExplainerError(f"Score the maps of one image at a time; got a batch of {x.shape[0]}.")
     _check_common(steps, score, random_maps)
-    if not isinstance(replacement, torch.Tensor) and replacement not in BASELINES:
-        raise ExplainerError(f"replacement must be one of {', '.join(BASELINES)} or a tensor, got {replacement!r}.")
+    for name, value in (("replacement", replacement), ("insertion_start", insertion_start)):
+        if not isinstance(value, torch.Tensor) and value not in BASELINES:
+            raise ExplainerError(f"{name} must be one of {', '.join(BASELINES)} or a tensor, got {value!r}.")
     height, width = x.shape[2:]
-    heats = _as_heats(maps, height * width, (height, width), "an image of that size")
-    baseline = make_baseline(x, {"baseline": replacement, "black": black, "blur_sigma": blur_sigma, "seed": seed})
-    difference = x - baseline
+    heats = as_heats(maps, (height, width), "an image of that size")
+    grids = {name: check_grid((grids or {}).get(name)) for name in maps}
+    made = {"black": black, "blur_sigma": blur_sigma, "seed": seed}
+    substrates = torch.cat([make_baseline(x, made | {"baseline": replacement}),
+                            make_baseline(x, made | {"baseline": insertion_start})])
     forward = no_grad_forward(model)
     row_bytes = bytes_per_row(model, tuple(x.shape[1:]), lambda: model(x))
-
-    def evaluate(keep: torch.Tensor) -> torch.Tensor:
-        def run(start: int, stop: int) -> torch.Tensor:
-            mask = keep[start:stop].view(-1, 1, height, width).to(x.dtype)
-            return forward(baseline + mask * difference)
-        return forward_in_chunks(run, len(keep), row_bytes, memory_mb, progress)
-
     valid = torch.ones(height * width, dtype=torch.bool)
-    noise = random_maps_image(random_maps, (height, width), random_grid, seed)
-    return _score_all(list(maps), heats, valid, steps, noise, evaluate, target, score)
 
+    def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        def run(start: int, stop: int) -> torch.Tensor:
+            keep = keep_masks(ranks, valid, rows, start, stop).view(-1, 1, height, width).to(x.dtype)
+            base = substrates[rows[2][start:stop]]
+            return forward(base + keep * (x - base))
+        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress)
 
-def random_maps_image(count: int, size: tuple[int, int], grid: int | None, seed: int) -> torch.Tensor:
-    """(count, H * W) i.i.d. uniform maps, on a ``grid`` x ``grid`` of cells (nearest upsampling) or per pixel."""
-    generator = torch.Generator().manual_seed(seed)
-    if grid is None:
-        return torch.rand(count, size[0] * size[1], generator=generator, dtype=torch.float64)
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-        raise ExplainerError(f"random_grid must be None or a whole number >= 1, got {grid!r}.")
-    cells = torch.rand(count, 1, grid, grid, generator=generator, dtype=torch.float64)
-    return F.interpolate(cells, size=size, mode="nearest").reshape(count, size[0] * size[1])
+    tensor_key = lambda v: ("tensor", tuple(v.flatten()[:8].tolist())) if isinstance(v, torch.Tensor) else v  # noqa: E731
+    key = (target, steps, tensor_key(replacement), tensor_key(insertion_start), blur_sigma, str(black), score,
+           random_maps, seed)
+    names = (substrate_name(replacement, blur_sigma), substrate_name(insertion_start, blur_sigma))
+    return _score_all(maps, heats, grids, reusable(floors, key),
+                      lambda g: draw_random_maps(random_maps, (height, width), g, seed).reshape(random_maps, -1),
+                      valid, steps, evaluate, target, score, key, names, evidence_against)
 
 
 def score_map(model: nn.Module, x: torch.Tensor, heat: Any, target: int | None = None, **options: Any) -> FaithfulnessScore:
-    """:func:`score_maps` for a single (H, W) map."""
-    return score_maps(model, x, {"map": heat}, target, **options)["map"]
+    """:func:`score_maps` for a single (H, W) map (``grid=`` its resolution, as ``grids`` takes)."""
+    grid = options.pop("grid", None)
+    return score_maps(model, x, {"map": heat}, target, grids={"map": grid}, **options)["map"]
 
 
 def score_tokens(
@@ -250,16 +339,18 @@ def score_tokens(
     replacement: str = "pad",
     score: str = "probability",
     random_maps: int = RANDOM_MAPS,
+    floors: Mapping[Grid, Floor] | None = None,
     seed: int = 0,
     memory_mb: float = 1024.0,
     progress: Progress = None,
 ) -> dict[str, FaithfulnessScore]:
     """Deletion/insertion scores of each token-score vector (T,) in ``scores`` for ``text``.
 
-    Tokens are replaced by [PAD] (``replacement="pad"``) or [MASK] ids, the attention mask
-    unchanged; special tokens ([CLS], [SEP]) are never replaced and not counted. ``scores`` are
-    aligned with :func:`explainers.text.prepare_text`'s tokens (``TextAttribution.scores``; for
-    a layer method pick one row). ``steps`` is capped at the number of ordinary tokens.
+    Tokens are replaced by [PAD] (``replacement="pad"``) or [MASK] ids in both curves, the
+    attention mask unchanged; special tokens ([CLS], [SEP]) are never replaced and not counted.
+    ``scores`` are aligned with :func:`explainers.text.prepare_text`'s tokens
+    (``TextAttribution.scores``; for a layer method pick one row). ``steps`` is capped at the
+    number of ordinary tokens. The floor: ``random_maps`` random orders of the tokens.
     """
     _check_common(steps, score, random_maps)
     if replacement not in TEXT_REPLACEMENTS:
@@ -270,18 +361,21 @@ def score_tokens(
     prepared = text if isinstance(text, PreparedText) else prepare_text(model, tokenizer, text)
     ids = prepared.inputs["input_ids"]
     length = ids.shape[1]
-    heats = _as_heats(scores, length, (length,), f"a text of {length} tokens")
-    valid = ~torch.tensor(prepared.special, device=ids.device)
+    heats = as_heats(scores, (length,), f"a text of {length} tokens")
+    valid = ~torch.tensor(prepared.special)
     forward = no_grad_forward(model)
     row_bytes = bytes_per_row(model, ("tokens", length), lambda: model(**prepared.inputs))
 
-    def evaluate(keep: torch.Tensor) -> torch.Tensor:
+    def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...]) -> torch.Tensor:
         def run(start: int, stop: int) -> torch.Tensor:
-            rows = keep[start:stop].to(ids.device)
-            inputs = prepared.batch(stop - start) | {"input_ids": torch.where(rows, ids, token)}
-            output = forward(**inputs)
+            keep = keep_masks(ranks, valid, rows, start, stop).to(ids.device)
+            output = forward(**(prepared.batch(stop - start) | {"input_ids": torch.where(keep, ids, token)}))
             return getattr(output, "logits", output)
-        return forward_in_chunks(run, len(keep), row_bytes, memory_mb, progress)
+        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress)
 
-    noise = torch.rand(random_maps, length, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return _score_all(list(scores), heats, valid, steps, noise, evaluate, target, score)
+    generator = torch.Generator().manual_seed(seed)
+    key = (target, steps, replacement, score, random_maps, seed)
+    words = f"the {replacement.upper()} token"
+    return _score_all(scores, heats, dict.fromkeys(scores), reusable(floors, key),
+                      lambda _g: torch.rand(random_maps, length, generator=generator, dtype=torch.float64),
+                      valid, steps, evaluate, target, score, key, (words, words), ())

@@ -14,6 +14,24 @@ from figures.scales import DIVERGING
 from figures.style import RANDOM_BASELINE_COLOUR, apply_style
 
 PALETTE = pcolors.qualitative.Plotly
+RANDOM_DASHES = ("dash", "dot", "dashdot")
+
+
+def curve_colour(i: int) -> str:
+    """The i-th method's line colour, the same in the Plotly figure and its PNG twin."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def legend_name(key: str, auc: Mapping[str, float] | None) -> str:
+    """``key``, with its AUC when the caller gave one: the same legend text in HTML and PNG."""
+    return f"{key} (AUC {auc[key]:.3f})" if auc and key in auc else key
+
+
+def random_curves(random: Sequence[float] | Mapping[str, Sequence[float]] | None) -> dict[str, Sequence[float]]:
+    """The random baselines by name: one unnamed curve is called ``"random"``."""
+    if random is None:
+        return {}
+    return dict(random) if isinstance(random, Mapping) else {"random": random}
 
 
 def _legend_on_top(fig: go.Figure) -> None:
@@ -25,32 +43,30 @@ def _legend_on_top(fig: go.Figure) -> None:
 def curves_figure(
     x: Sequence[float],
     curves: Mapping[str, Sequence[float]],
-    random: Sequence[float] | None = None,
+    random: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
     auc: Mapping[str, float] | None = None,
     title: str | None = None,
     x_label: str = "fraction of pixels removed",
     y_label: str = "target probability",
 ) -> go.Figure:
-    """One line per method over ``x`` (deletion or insertion curve), plus a dashed random baseline.
+    """One line per method over ``x`` (deletion or insertion curve), plus dashed grey random baselines.
 
-    ``auc`` (computed by the caller, keyed like ``curves``, ``"random"`` for the baseline)
-    is appended to the legend names.
+    ``random``: one curve (named ``"random"``) or several by name (e.g. one per floor grid).
+    ``auc`` (computed by the caller, keyed like ``curves`` and ``random``) is appended to the
+    legend names.
     """
     xs = np.asarray(x, dtype=float)
-
-    def name(key: str) -> str:
-        return f"{html.escape(key)} (AUC {auc[key]:.3f})" if auc and key in auc else html.escape(key)
 
     def line(key: str, y: Sequence[float], **style) -> go.Scatter:
         ys = np.asarray(y, dtype=float)
         if ys.shape != xs.shape:
             raise ExplainerError(f"Curve {key!r} has {ys.size} points for {xs.size} x values.")
-        return go.Scatter(x=xs, y=ys, mode="lines", name=name(key), line=style,
+        return go.Scatter(x=xs, y=ys, mode="lines", name=html.escape(legend_name(key, auc)), line=style,
                           hovertemplate=f"{html.escape(key)}<br>x %{{x:.3g}}<br>y %{{y:.4g}}<extra></extra>")
 
-    traces = [line(k, y, color=PALETTE[i % len(PALETTE)], width=2.5) for i, (k, y) in enumerate(curves.items())]
-    if random is not None:
-        traces.append(line("random", random, color=RANDOM_BASELINE_COLOUR, width=2, dash="dash"))
+    traces = [line(k, y, color=curve_colour(i), width=2.5) for i, (k, y) in enumerate(curves.items())]
+    traces += [line(k, y, color=RANDOM_BASELINE_COLOUR, width=2, dash=RANDOM_DASHES[i % len(RANDOM_DASHES)])
+               for i, (k, y) in enumerate(random_curves(random).items())]
     fig = go.Figure(traces)
     fig.update_xaxes(title_text=x_label, zeroline=False)
     fig.update_yaxes(title_text=y_label, zeroline=False)
@@ -82,9 +98,20 @@ def agreement_heatmap(
             hovertemplate="%{customdata[0]} vs %{customdata[1]}<br>" + metric + " %{z:.3f}<extra></extra>",
         )
     )
-    fig.update_xaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, side="top")
-    fig.update_yaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, autorange="reversed")
-    return apply_style(fig, title, height=max(360, 160 + 60 * len(names)))
+    fig.update_xaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, side="bottom", tickangle=-35,
+                     automargin=True)
+    fig.update_yaxes(tickvals=pos, ticktext=esc, showgrid=False, zeroline=False, autorange="reversed", automargin=True)
+    apply_style(fig, title, height=max(380, 200 + 48 * len(names)))
+    # the method names sit under the matrix (rotated), so the title above has the top to itself
+    fig.update_layout(title=dict(y=0.98, yanchor="top"), margin=dict(t=60))
+    return fig
+
+
+def log_steps_axis(fig: go.Figure, steps: Sequence[int]) -> go.Figure:
+    """A log x axis labelled at the step counts themselves (8, 16, 32, ...), not Plotly's 2-3-4 minor ticks."""
+    counts = sorted({int(s) for s in steps})
+    fig.update_xaxes(type="log", tickmode="array", tickvals=counts, ticktext=[str(c) for c in counts], minor=dict(ticks=""))
+    return fig
 
 
 def correlation_cascade(

@@ -13,7 +13,6 @@ from torch import nn
 import explainers
 from evaluation import agreement, image_ig_convergence, randomisation_cascade, randomisation_groups, score_maps
 from evaluation.faithfulness import auc, score_tokens, step_counts, unit_ranks
-from evaluation.randomisation import Cascade
 from evaluation.ranking import average_ranks, spearman, top_k_overlap
 from explainers.errors import ExplainerError
 
@@ -39,14 +38,15 @@ def test_top_k_overlap_by_hand():
         top_k_overlap(a, b[:5])
 
 
-def test_agreement_matrix():
+def test_agreement_matrix_compares_signs_only_when_both_maps_are_signed():
     rng = np.random.default_rng(1)
     m = rng.normal(size=(6, 6))
     result = agreement({"a": m, "minus_a": -m, "other": rng.normal(size=(6, 6))})
     assert result.spearman.shape == (3, 3) and np.allclose(result.spearman, result.spearman.T)
     assert result.spearman[0, 1] == pytest.approx(1.0) and result.top_k_iou[0, 1] == 1.0
-    signed = agreement({"a": m, "minus_a": -m}, absolute=False)
-    assert signed.spearman[0, 1] == pytest.approx(-1.0)
+    signed = agreement({"a": m, "minus_a": -m, "unsigned": np.abs(m)}, signed={"a", "minus_a"})
+    assert signed.spearman[0, 1] == pytest.approx(-1.0) and signed.top_k_iou[0, 1] < 1.0
+    assert signed.spearman[0, 2] == pytest.approx(1.0)  # one signed, one not: magnitudes
 
 
 # ---- deletion / insertion ----------------------------------------------------------------------
@@ -85,7 +85,8 @@ def linear():
 def test_linear_model_curves_by_hand(linear):
     model, x = linear
     exact = (model.weight[1] * x[0]).sum(0).detach()
-    s = score_maps(model, x, {"exact": exact}, target=1, steps=9, replacement="zero", score="logit")["exact"]
+    s = score_maps(model, x, {"exact": exact}, target=1, steps=9, replacement="zero", insertion_start="zero",
+                   score="logit")["exact"]
     contributions = np.sort(exact.numpy().ravel())[::-1]
     counts = step_counts(36, 9).numpy()
     bias, total = model.bias[1].item(), contributions.sum()
@@ -115,7 +116,11 @@ def test_exact_attribution_scores_best_on_a_linear_model(linear):
             assert all(best.deletion_auc <= r.deletion_auc + 1e-9 for r in found.values())
             assert all(best.insertion_auc >= r.insertion_auc - 1e-9 for r in found.values())
         assert best.deletion_auc < best.random_deletion_auc and best.insertion_auc > best.random_insertion_auc
-        assert not best.no_better_than_random and found["negated"].no_better_than_random
+        if score == "logit":  # (class 2's probability is ~0 here: no verdict on the probability)
+            assert best.verdicts["deletion"].outcome == best.verdicts["insertion"].outcome == "beats random"
+            assert found["negated"].verdicts["deletion"].outcome == "no better than random"
+        else:
+            assert not best.verdicts["deletion"].given and "probability" in best.verdicts["deletion"].reason
 
 
 class Counter:
@@ -127,11 +132,11 @@ class Counter:
 def test_all_curves_run_as_few_batched_forwards_and_chunking_changes_nothing(linear):
     model, x = linear
     maps = {"a": torch.randn(6, 6), "b": torch.randn(6, 6)}
-    options = dict(target=0, steps=10, random_maps=3, random_grid=None)
+    options = dict(target=0, steps=10, random_maps=3)
     reference = score_maps(model, x, maps, **options)  # also runs the (cached) one-row memory probe
     counter = Counter(model)
     again = score_maps(model, x, maps, **options)
-    rows = 2 + 2 * (10 - 1) * (2 + 3)
+    rows = 3 + 2 * (10 - 1) * (2 + 3)
     assert counter.batches == [rows]  # one forward for every image of every curve, floor included
     counter.batches.clear()
     small = score_maps(model, x, maps, memory_mb=1e-3, **options)
@@ -142,14 +147,35 @@ def test_all_curves_run_as_few_batched_forwards_and_chunking_changes_nothing(lin
         np.testing.assert_allclose(again[name].insertion, reference[name].insertion)
 
 
-def test_blur_replacement_and_floor_grid(linear):
+def test_insertion_starts_from_a_blurred_copy_and_deletion_ends_at_the_fill(linear):
     model, x = linear
     exact = (model.weight[0] * x[0]).sum(0).detach()
-    s = score_maps(model, x, {"m": exact}, target=0, steps=4, replacement="blur", blur_sigma=1.0, random_grid=2)["m"]
+    s = score_maps(model, x, {"m": exact}, target=0, steps=4, blur_sigma=1.0, random_maps=2, grids={"m": (2, 2)})["m"]
     blurred = explainers.gradients.gaussian_blur(x, 1.0)
     with torch.no_grad():
-        assert s.deletion[-1] == pytest.approx(model(blurred).softmax(-1)[0, 0].item(), rel=1e-5)
-        assert s.deletion[0] == pytest.approx(model(x).softmax(-1)[0, 0].item(), rel=1e-5)
+        probability = model(x).softmax(-1)[0, 0].item()
+        assert s.insertion[0] == pytest.approx(model(blurred).softmax(-1)[0, 0].item(), rel=1e-5)
+        assert s.deletion[-1] == pytest.approx(model(torch.zeros_like(x)).softmax(-1)[0, 0].item(), rel=1e-5)
+        assert s.deletion[0] == pytest.approx(probability, rel=1e-5) == s.insertion[-1]
+    assert s.probability == pytest.approx(probability, rel=1e-6)
+    assert "zero tensor" in s.deletion_substrate and "blurred copy (Gaussian, sigma 1 px)" in s.insertion_substrate
+    assert s.floor.grid == (2, 2) and s.floor.count == 2
+
+
+def test_floor_is_reused_not_recomputed(linear):
+    model, x = linear
+    maps = {"a": torch.randn(6, 6), "b": torch.randn(6, 6)}
+    first = score_maps(model, x, {"a": maps["a"]}, target=0, steps=6, random_maps=5)
+    counter = Counter(model)
+    second = score_maps(model, x, {"b": maps["b"]}, target=0, steps=6, random_maps=5, floors={None: first["a"].floor})
+    assert counter.batches == [3 + 2 * 5]  # only map b's rows: the floor came from the first call
+    counter.handle.remove()
+    assert second["b"].floor is first["a"].floor
+    together = score_maps(model, x, maps, target=0, steps=6, random_maps=5)
+    np.testing.assert_allclose(together["b"].deletion_auc, second["b"].deletion_auc)
+    np.testing.assert_allclose(together["a"].floor.deletion_auc, first["a"].floor.deletion_auc)
+    other = score_maps(model, x, {"b": maps["b"]}, target=0, steps=7, random_maps=5, floors={None: first["a"].floor})
+    assert other["b"].floor is not first["a"].floor and len(other["b"].floor.fractions) == 8  # settings differ
 
 
 def test_refuses_bad_maps_and_options(linear):
@@ -207,8 +233,9 @@ def test_token_curves_on_a_bag_of_words(tokenizer):
     assert len(best.fractions) == n + 1  # steps capped at the number of ordinary tokens
     np.testing.assert_allclose(best.deletion, [kept + contributions[i:].sum() for i in range(n + 1)], atol=1e-5)
     np.testing.assert_allclose(best.insertion, [kept + contributions[:i].sum() for i in range(n + 1)], atol=1e-5)
-    assert best.deletion_auc < found["negated"].deletion_auc and found["negated"].no_better_than_random
-    assert not best.no_better_than_random
+    assert best.deletion_auc < found["negated"].deletion_auc
+    assert found["negated"].verdicts["deletion"].outcome == "no better than random"
+    assert best.verdicts["deletion"].outcome == "beats random"
     with pytest.raises(ExplainerError, match="tokens"):
         score_tokens(model, tokenizer, prepared, {"bad": exact[:-1]})
 
@@ -257,10 +284,6 @@ def test_cascade_leaves_the_model_bit_for_bit_and_changes_the_maps(resnet):
     np.testing.assert_allclose(again.correlation["saliency"], cascade.correlation["saliency"])
 
 
-def test_flag_reads_the_deepest_depth():
-    c = Cascade(["a", "b"], {}, {}, {"same": np.array([0.99, 0.95]), "drops": np.array([0.95, 0.1]),
-                                     "flat": np.array([0.5, np.nan])}, 0, 0.9, True)
-    assert c.flagged == {"same": True, "drops": False, "flat": False}
 
 
 # ---- IG convergence ----------------------------------------------------------------------------

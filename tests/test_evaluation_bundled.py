@@ -18,14 +18,19 @@ def lite0():
 
 
 @pytest.mark.parametrize("sample", ["cat", "coffee"])
-def test_grad_cam_deletion_beats_a_random_map(lite0, sample):
+def test_grad_cam_beats_its_own_reversed_order_and_the_curves_start_where_they_should(lite0, sample):
     x = lite0.preprocess(models.load_sample(sample))
     heat = explainers.explain(lite0.net, x, "grad_cam").maps[0]
-    score = evaluation.score_map(lite0.net, x, heat, steps=8, random_maps=2)
-    assert score.deletion_auc < score.random_deletion_auc
-    assert score.insertion_auc > score.random_insertion_auc and not score.no_better_than_random
+    found = evaluation.score_maps(lite0.net, x, {"grad_cam": heat, "reversed": -heat}, steps=8, random_maps=2,
+                                  grids={"grad_cam": (7, 7), "reversed": (7, 7)})
+    score, reversed_ = found["grad_cam"], found["reversed"]
+    assert score.deletion_auc < reversed_.deletion_auc and score.insertion_auc > reversed_.insertion_auc
+    assert score.floor is reversed_.floor and score.floor.grid == (7, 7) and score.floor.count == 2
     with torch.no_grad():
         assert score.deletion[0] == pytest.approx(lite0.net(x).softmax(-1).max().item(), rel=1e-4)
+        blurred = explainers.gradients.gaussian_blur(x, 5.0)
+        assert score.insertion[0] == pytest.approx(lite0.net(blurred).softmax(-1)[0, score.target].item(), rel=1e-4)
+    assert all(v.given for v in score.verdicts.values())
 
 
 def test_randomisation_restores_the_loaded_model_bit_for_bit(lite0):

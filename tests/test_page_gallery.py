@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import scipy.stats
 from PIL import Image, ImageOps
 
 import explainers
@@ -83,20 +84,24 @@ def test_noisy_methods_run_per_image_with_their_seed(shared):
         same_maps(results["smoothgrad"].heat, alone, item.name)
 
 
-def test_disagreement_is_one_minus_mean_spearman():
+def test_disagreement_is_one_minus_mean_agreement_without_negative_maps():
     rng = np.random.default_rng(0)
-    a = rng.random((16, 16))
-    assert spearman(a, a * 3 + 1) == pytest.approx(1.0)
-    assert spearman(a, -a) == pytest.approx(-1.0)
+    a = rng.random((16, 16)) - 0.5
+    assert spearman(a, a * 3 + 1) == pytest.approx(scipy.stats.spearmanr(np.abs(a).ravel(), np.abs(a * 3 + 1).ravel()).statistic)
+    assert spearman(a, -a) == pytest.approx(1.0)  # magnitudes: unless both maps are signed
+    assert spearman(a, -a, both_signed=True) == pytest.approx(-1.0)
     assert np.isnan(spearman(a, np.zeros_like(a)))
 
     class R:
         def __init__(self, heat):
             self.heat = heat
 
-    score, pair = disagreement({"cam": R(a), "grad_cam": R(a), "saliency": R(-a)})
-    assert score == pytest.approx(1 - (1 - 1 - 1) / 3)
-    assert pair.startswith("CAM vs Saliency") or pair.startswith("Grad-CAM vs Saliency")
+    # two signed methods that disagree in sign, and Grad-CAM's own negative map, which is left out
+    score, pair = disagreement({"input_x_gradient": R(a), "integrated_gradients": R(-a), "grad_cam_negative": R(a)})
+    assert score == pytest.approx(2.0)
+    assert pair.startswith("Input x gradient vs Integrated Gradients") or pair.startswith("Input")
+    same, _ = disagreement({"cam": R(np.abs(a)), "saliency": R(np.abs(a) * 2)})
+    assert same == pytest.approx(0.0)
 
 
 def _png(colour=(200, 30, 30)) -> bytes:

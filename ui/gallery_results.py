@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 import explainers
+from evaluation.agreement import rank_agreement
 from explainers.errors import ExplainerError
 from ui.image_results import MapResult, _to_result, result_key
 from ui.methods import in_shared_pass, label
@@ -111,18 +111,27 @@ def gallery_maps(
     return [{v: store[keys[i][v]] for v in variants} for i in range(len(items))]
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation of two maps' pixels (average ranks for ties); NaN if one is constant."""
-    a, b = np.ravel(a), np.ravel(b)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
+def spearman(a: np.ndarray, b: np.ndarray, both_signed: bool = False) -> float:
+    """The project's one agreement between two maps (:func:`evaluation.agreement.rank_agreement`):
+    Spearman's rho of |maps|, or of signed maps when both are signed; NaN if one is constant."""
+    return rank_agreement(a, b, both_signed)
+
+
+def _record(variant: str) -> explainers.registry.Method | None:
+    try:
+        return explainers.method(variant)
+    except ExplainerError:
+        return None
 
 
 def disagreement(results: dict[str, MapResult]) -> tuple[float, str]:
-    """1 - mean pairwise Spearman between the computed maps of one image, and its least-agreeing pair."""
-    maps = {v: r.heat for v, r in results.items() if r.heat is not None}
-    pairs = [(spearman(maps[a], maps[b]), a, b) for a, b in itertools.combinations(maps, 2)]
+    """1 - mean pairwise agreement (:func:`spearman`) between the computed maps of one image, and its
+    least-agreeing pair; a method's own negative map (its record says ``evidence_against``) is left out."""
+    records = {v: _record(v) for v in results}
+    maps = {v: r.heat for v, r in results.items()
+            if r.heat is not None and not (records[v] is not None and records[v].evidence_against)}
+    signed = {v for v in maps if records[v] is not None and records[v].signed}
+    pairs = [(spearman(maps[a], maps[b], a in signed and b in signed), a, b) for a, b in itertools.combinations(maps, 2)]
     pairs = [p for p in pairs if np.isfinite(p[0])]
     if not pairs:
         return float("nan"), ""

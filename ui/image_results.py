@@ -17,9 +17,10 @@ import streamlit as st
 import torch
 
 import explainers
-from evaluation.faithfulness import FaithfulnessScore, score_maps
+from evaluation.faithfulness import FaithfulnessScore
 from explainers.errors import ExplainerError
 from figures.scales import MapKind
+from ui.evaluation_results import score_image_maps
 from ui.methods import in_shared_pass, uses_layer
 from ui.methods import slow as is_slow
 from ui.resources import Shared
@@ -223,8 +224,8 @@ def score_results(
         if not todo:
             continue
         _count_run()
-        with shared.lock:
-            scores = score_maps(shared.model.net, x, {v: r.heat for v, r in todo.items()}, target, progress=progress)
+        scores = score_image_maps(shared, x, {v: r.heat for v, r in todo.items()}, {v: r.raw for v, r in todo.items()},
+                                  target, progress)  # each map against random maps at its own grid
         for variant, result in todo.items():
             result.faithfulness = scores[variant]
 
