@@ -7,7 +7,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import streamlit as st  # noqa: E402
 
-from pages import bert_layers, evaluate, filters, gallery, images, text  # noqa: E402
+from pages import bert_layers, evaluate, filters, gallery, images, present, text  # noqa: E402
 
 st.set_page_config(page_title="Inside the classifier", page_icon=":material/visibility:", layout="wide")
 
@@ -18,6 +18,7 @@ PAGES = [
     st.Page(gallery.run, title="Gallery", icon=":material/photo_library:", url_path="gallery"),
     st.Page(evaluate.run, title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
     st.Page(filters.run, title="Filters", icon=":material/filter:", url_path="filters"),
+    st.Page(present.run, title="Presentation", icon=":material/slideshow:", url_path="present"),
 ]
 
 st.navigation(PAGES).run()

@@ -252,6 +252,12 @@ def layers_tokens_values(
     raise ExplainerError(f"Unknown normalisation {normalise!r}; choose 'global' or 'row'.")
 
 
+TOKENS_PER_LINE = 36
+"""A layers x tokens heatmap wraps after this many tokens (at about 1000 px, 27 px a token column)."""
+LAYER_ROW_PX = 26
+TOKEN_TICKS_PX = 80
+
+
 def layers_tokens_heatmap(
     scores: np.ndarray,
     tokens: Sequence[str],
@@ -259,26 +265,42 @@ def layers_tokens_heatmap(
     normalise: Literal["global", "row"] = "global",
     signed: bool | None = None,
     title: str | None = None,
+    per_line: int = TOKENS_PER_LINE,
 ) -> go.Figure:
     """Layers x tokens heatmap (e.g. per-layer Grad-CAM): rows = layers, the first at the bottom.
 
     ``normalise="row"`` divides each row by its peak (:func:`normalise_rows`) to compare
     where each layer looks; ``"global"`` keeps one scale for all. Hover always shows the raw
-    score with its layer and token. ``signed=None`` detects sign from the data.
+    score with its layer and token. ``signed=None`` detects sign from the data. A text of more
+    than ``per_line`` tokens wraps: the tokens continue in a further block of the same layers
+    (one colour axis for all), so every token column keeps a readable width and tick label.
     """
     s, labels, z, sc = layers_tokens_values(scores, tokens, layer_labels, normalise, signed)
+    if per_line < 1:
+        raise ExplainerError("A layers x tokens heatmap needs at least one token per line.")
     tok = [html.escape(t) for t in tokens]
-    custom = [[[labels[i], tok[j], s[i, j]] for j in range(s.shape[1])] for i in range(s.shape[0])]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z, coloraxis="coloraxis", xgap=1, ygap=1, customdata=custom,
+    n = max(len(tokens), 1)
+    blocks = [(a, min(a + per_line, n)) for a in range(0, n, per_line)]
+    block_px = LAYER_ROW_PX * len(labels) + TOKEN_TICKS_PX
+    fig = make_subplots(rows=len(blocks), cols=1, vertical_spacing=0.0)
+    for k, (a, b) in enumerate(blocks):
+        custom = [[[labels[i], tok[j], s[i, j]] for j in range(a, b)] for i in range(s.shape[0])]
+        fig.add_trace(go.Heatmap(
+            z=z[:, a:b], x=list(range(a, b)), coloraxis="coloraxis", xgap=1, ygap=1, customdata=custom,
             hovertemplate="%{customdata[0]} · <b>%{customdata[1]}</b><br>score %{customdata[2]:.4g}<extra></extra>",
-        )
-    )
-    fig.update_layout(coloraxis=coloraxis_layout(sc, dict(title=dict(text=sc.html_label, side="right"))))
-    fig.update_xaxes(**_token_axis(tokens))
-    fig.update_yaxes(tickvals=list(range(len(labels))), ticktext=labels, showgrid=False, zeroline=False)
-    return apply_style(fig, title, height=140 + 26 * len(labels))
+        ), row=k + 1, col=1)
+        axis = _token_axis(tokens[a:b])
+        fig.update_xaxes(**{**axis, "tickvals": list(range(a, b))}, range=[a - 0.5, a + per_line - 0.5] if len(blocks) > 1
+                         else None, fixedrange=len(blocks) > 1, row=k + 1, col=1)
+        fig.update_yaxes(tickvals=list(range(len(labels))), ticktext=labels, showgrid=False, zeroline=False,
+                         row=k + 1, col=1)
+    plot_px = block_px * len(blocks)
+    for k in range(len(blocks)):  # each block's heatmap takes its layer rows; its tick labels fill the rest
+        top = 1 - k * block_px / plot_px
+        fig.layout[f"yaxis{k + 1 if k else ''}"].domain = [top - LAYER_ROW_PX * len(labels) / plot_px, top]
+    fig.update_layout(coloraxis=coloraxis_layout(sc, dict(title=dict(text=sc.html_label, side="right"), len=min(
+        1.0, 260 / plot_px), y=1, yanchor="top")))
+    return apply_style(fig, title, height=plot_px + 60 + (30 if title else 0))
 
 
 def attention_heatmap(att: np.ndarray, tokens: Sequence[str], title: str | None = None) -> go.Figure:

@@ -19,6 +19,8 @@ MAX_PIXELS = 40_000_000
 """Largest image accepted (pixels). Larger files are refused before decoding."""
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+FORMATS_TEXT = "PNG, JPEG, WebP, BMP, GIF or TIFF"
+"""``ACCEPTED_FORMATS`` as the messages say them."""
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -31,7 +33,7 @@ def open_image(data: bytes) -> Image.Image:
             image = Image.open(io.BytesIO(data))
             if image.format not in ACCEPTED_FORMATS:
                 raise ExplainerError(
-                    f"{image.format} files are not supported; use PNG, JPEG, WebP or BMP."
+                    f"{image.format} files are not supported; use {FORMATS_TEXT}."
                 )
             width, height = image.size
             if width * height > MAX_PIXELS:
@@ -43,7 +45,7 @@ def open_image(data: bytes) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ExplainerError(f"Refused a possible decompression bomb: {err}") from None
     except UnidentifiedImageError:
-        raise ExplainerError("This file is not an image that can be read (PNG, JPEG, WebP or BMP).") from None
+        raise ExplainerError(f"This file is not an image that can be read ({FORMATS_TEXT}).") from None
     except (OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ExplainerError):
             raise

@@ -70,14 +70,16 @@ def run() -> None:
         signed = st.checkbox("Signed (no ReLU: blue = against the class)", key="bl_signed")
         normalise = st.radio("Scale", ["row", "global"], key="bl_normalise",
                              format_func={"row": "Each row to its own peak", "global": "One scale for all"}.get)
-    other = st.selectbox("Compare with class", others, format_func=lambda i: f"{model.labels[i]} ({probs[i]:.1%})",
+    # The probabilities go in the label, not the options: a keyed selectbox keeps showing the option
+    # text of the run that created it, so "negative (0.7%)" would outlive a new text.
+    chances = ", ".join(f"{model.labels[i]} {probs[i]:.1%}" for i in others)
+    other = st.selectbox(f"Compare with class (now: {chances})", others, format_func=model.labels.__getitem__,
                          key="bl_other") if others else None
     options = {"include_embeddings": embeddings, "signed": signed}
 
     targets = [predicted] + ([other] if other is not None else [])
-    columns = st.columns(len(targets))
-    for column, target in zip(columns, targets):
-        with column, panel(f"Per-layer Grad-CAM for {model.labels[target]}"):
+    for target in targets:  # one under the other: a long text needs the page's width (the heatmap wraps)
+        with panel(f"Per-layer Grad-CAM for {model.labels[target]}"):
             result = explain(shared, prep, PER_LAYER, target, options)
             if result.error:
                 st.error(result.error)

@@ -9,18 +9,21 @@ import streamlit as st
 import models
 from figures.export import maps_npz
 from figures.image import map_grid
-from figures.scales import scale_for
+from figures.scales import grid_presets
+from figures.style import PLOT_CONFIG
 from ui.gallery_inputs import MAX_IMAGES, read_uploads
 from ui.gallery_results import Item, disagreement, gallery_maps
 from ui.guard import panel
-from ui.image_results import cached_predictions
-from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, page_options, signed
+from ui.image_results import cached_predictions, map_kinds
+from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, page_options
 from ui.report_button import export_report_button, image_report_section
 from ui.resources import image_model
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"]
 OPTIONS = page_options(PAGE_DEFAULTS)
 """The Images page's default method options, so both pages share cached maps."""
+OPACITY = 0.55
+"""The grids' starting opacity (each grid's slider changes it in the browser)."""
 SORTS = {"disagreement": "Method disagreement (high first)", "confidence_low": "Confidence (low first)",
          "confidence_high": "Confidence (high first)", "name": "Name"}
 
@@ -86,7 +89,10 @@ def run() -> None:
     variants = st.multiselect("Methods (one column each)", image_methods(), default=default_methods(),
                               format_func=label, key="gal_methods")
     batch = st.sidebar.slider("Batch size", 1, 16, 8, key="gal_batch")
-    opacity = st.sidebar.slider("Map opacity", 0.0, 1.0, 0.55, 0.05, key="gal_opacity")
+    columns = st.sidebar.slider("Maps per line", 1, 8, 4, key="gal_columns",
+                                help="Maps keep their size; more methods wrap onto more lines. Opacity, colours and "
+                                     "scales are set above each grid.")
+    opacity = OPACITY
     layer = model.default_layer
     st.caption(f"{len(items)} images · model {model.name} · layer `{layer}` (CAM family) · target: each image's "
                "predicted class.")
@@ -117,17 +123,19 @@ def run() -> None:
                                     "Disagreement": st.column_config.NumberColumn(
                                         format="%.2f", help="1 - mean Spearman rank correlation between methods")})
         shown = st.slider("Images in the grid", 1, len(items), min(len(items), 8), key="gal_shown")
+        kinds = map_kinds(variants)
         for i in ranked[:shown]:
-            cells = [maps[i][v].heat for v in variants]
-            scales = scale_for(cells, signed=[signed(v) for v in variants], clip_percentile=99.5)
-            fig = map_grid(items[i].rgb, [cells], [model.labels[targets[i]]], [label(v) for v in variants],
-                           [scales], opacity, title=items[i].name, cell_height=200)
-            st.plotly_chart(fig, key=f"gal_grid_{i}")
+            cells = [[maps[i][v].heat for v in variants]]
+            notes = [["failed: " + maps[i][v].error if maps[i][v].error else None for v in variants]]
+            fig = map_grid(items[i].rgb, cells, [f"{items[i].name}: {model.labels[targets[i]]} ({np.max(probs[i]):.1%})"],
+                           [label(v) for v in variants], kinds=kinds, columns=columns, opacity=opacity, notes=notes)
+            st.plotly_chart(fig, key=f"gal_grid_{i}", width="content", config=PLOT_CONFIG)
 
         def sections():
             return [image_report_section(model, items[i].rgb, items[i].name, probs[i],
                                          {(v, targets[i]): maps[i][v] for v in variants}, variants, [targets[i]],
-                                         layer, opacity=opacity) for i in ranked]
+                                         layer, grid_presets([[maps[i][v].heat for v in variants]], kinds)["own", True],
+                                         opacity) for i in ranked]
 
         def npz() -> bytes:
             named = {f"{i:03d}__{v}": maps[i][v].heat for i in range(len(items)) for v in variants

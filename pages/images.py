@@ -18,6 +18,7 @@ from ui.evaluation_results import score_caption
 from ui.guard import panel
 from ui.image_inputs import choose_input
 from ui.image_results import (
+    LAST_IMAGES,
     MapResult,
     compute_maps,
     estimate_seconds,
@@ -325,6 +326,8 @@ def run() -> None:
         st.info("Pick at least one method.")
         return
 
+    st.session_state[LAST_IMAGES] = {"methods": list(variants), "targets": list(targets),
+                                     **({"sample": key.split(":", 1)[1]} if key.startswith("sample:") else {})}
     with panel("The maps"):
         status, slot = st.empty(), st.empty()
         titles = [row_title(t, model.labels, probs, int(np.argmax(probs))) for t in targets]

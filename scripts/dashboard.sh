@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Install what the dashboard needs and start it on the bundled models (http://localhost:8501).
+# The install is skipped when the requirement files are unchanged since the last one (a hash stamp in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh requirements.txt
+stamp=.venv/.requirements-dashboard.sha256
+wanted="$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+  scripts/setup.sh requirements.txt
+  echo "$wanted" > "$stamp"
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # OpenMP threads spin while waiting by default: on a shared or small machine that costs 10-40x.
 export OMP_WAIT_POLICY=PASSIVE

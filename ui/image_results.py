@@ -234,3 +234,7 @@ def map_kinds(variants: Sequence[str]) -> list[MapKind]:
     """What each method's maps are (sign, family, evidence against), from its registry record."""
     records = [explainers.method(v) for v in variants]
     return [MapKind(signed=r.signed, family=r.family, against=r.evidence_against) for r in records]
+
+
+LAST_IMAGES = "last_images_choice"
+"""Plain session key (kept across pages): the Images page's latest sample, methods and targets."""
