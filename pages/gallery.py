@@ -14,10 +14,10 @@ from figures.style import PLOT_CONFIG
 from ui.gallery_inputs import MAX_IMAGES, read_uploads
 from ui.gallery_results import Item, disagreement, gallery_maps
 from ui.guard import panel
+from ui.image_inputs import choose_model
 from ui.image_results import cached_predictions, map_kinds
 from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, page_options
 from ui.report_button import export_report_button, image_report_section
-from ui.resources import image_model
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"]
 OPTIONS = page_options(PAGE_DEFAULTS)
@@ -77,10 +77,7 @@ def run() -> None:
 
     if job_section():
         return
-    with st.sidebar:
-        st.subheader("Model")
-        shared = image_model(st.selectbox("Model", [e.name for e in models.image_models() if e.offline],
-                                          key="gal_model"))
+    shared = choose_model("gal")
     model = shared.model
     with panel("The images"):
         items = choose_images(model)

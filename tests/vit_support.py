@@ -84,3 +84,15 @@ class Logits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=x).logits
+
+
+def save_user_vit_checkpoint(path) -> nn.Module:
+    """A user's small torchvision ViT (2 layers, 64 wide, 1 head, 64x64 input, patch 16, 5 classes),
+    saved as safetensors; loading builds it from the shapes (models.checkpoints.vit_sizes)."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    net = perturbed(VisionTransformer(image_size=64, patch_size=16, num_layers=2, num_heads=1, hidden_dim=64,
+                                      mlp_dim=96, num_classes=5), seed=1)
+    save_file(net.state_dict(), str(path))
+    return net

@@ -11,30 +11,47 @@ import torch
 import models
 from ui.guard import panel
 from ui.image_results import cached_predictions
-from ui.resources import Shared, digest, image_model, image_model_from_upload
+from ui.resources import Shared, digest, image_model, image_model_from_directory, image_model_from_upload
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth"]
 
 
-def choose_model() -> Shared:
-    """Sidebar: the bundled model, or a torchvision architecture with the user's checkpoint."""
+SOURCES = ["Bundled", "Your torchvision checkpoint", "Your Hugging Face directory"]
+
+
+def choose_model(key: str = "img") -> Shared:
+    """Sidebar: the bundled model, a torchvision architecture (ViT and Swin included) with the user's
+    checkpoint, or a local Hugging Face image-classification directory. ``key`` prefixes the widget
+    keys, so each page keeps its own choice; the bundled model is used while none is given."""
     with st.sidebar:
         st.subheader("Model")
-        source = st.radio("Model source", ["Bundled", "Your torchvision checkpoint"], key="img_model_source")
-        if source == "Bundled":
+        source = st.radio("Model source", SOURCES, key=f"{key}_model_source")
+        if source == SOURCES[0]:
             names = [e.name for e in models.image_models() if e.offline]
-            return image_model(st.selectbox("Model", names, key="img_model"))
-        archs = models.image.torchvision_architectures()
-        arch = st.selectbox("Architecture", archs, key="img_arch", index=archs.index("resnet18"))
-        upload = st.file_uploader("Checkpoint (.safetensors, .pt, .pth)", type=CHECKPOINT_TYPES, key="img_checkpoint")
-        if upload is None:
-            st.info("Upload a checkpoint for this architecture; the bundled model is used meanwhile.")
-            return image_model()
-        data = upload.getvalue()
-        suffix = "." + upload.name.rsplit(".", 1)[-1].lower()
-        with panel("Your checkpoint"):
-            return image_model_from_upload(arch, digest(data), data, suffix)
+            return image_model(st.selectbox("Model", names, key=f"{key}_model"))
+        if source == SOURCES[1]:
+            archs = models.image.torchvision_architectures()
+            arch = st.selectbox("Architecture", archs, key=f"{key}_arch", index=archs.index("resnet18"),
+                                help="A ViT checkpoint of other sizes than the named one is built as its shapes say.")
+            upload = st.file_uploader("Checkpoint (.safetensors, .pt, .pth)", type=CHECKPOINT_TYPES,
+                                      key=f"{key}_checkpoint")
+            if upload is None:
+                st.info("Upload a checkpoint for this architecture; the bundled model is used meanwhile.")
+                return image_model()
+            data = upload.getvalue()
+            suffix = "." + upload.name.rsplit(".", 1)[-1].lower()
+            with panel("Your checkpoint"):
+                return image_model_from_upload(arch, digest(data), data, suffix)
+        else:
+            folder = st.text_input("Directory (config.json, weights, preprocessor_config.json)",
+                                   key=f"{key}_hf_dir").strip()
+            if not folder:
+                st.info("Type the path of a local Hugging Face image-classification directory; the bundled "
+                        "model is used meanwhile.")
+                return image_model()
+            with panel("Your Hugging Face directory"):
+                return image_model_from_directory(folder)
         st.info("Using the bundled model instead.")
         return image_model()
 

@@ -40,6 +40,12 @@ def image_model_from_upload(arch: str, digest: str, _data: bytes, suffix: str) -
         return Shared(models.load_torchvision_model(arch, path), threading.Lock())
 
 
+@st.cache_resource(show_spinner="Loading your model directory…", max_entries=2)
+def image_model_from_directory(folder: str) -> Shared:
+    """A local Hugging Face image-classification directory (its image processor's preprocessing)."""
+    return Shared(models.image.load_hf_image_model(folder), threading.Lock())
+
+
 def digest(data: bytes) -> str:
     """Content hash used as a cache key for uploads."""
     return hashlib.sha256(data).hexdigest()
