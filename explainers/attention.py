@@ -73,11 +73,8 @@ def attention_probabilities(model: nn.Module, x: torch.Tensor) -> tuple[torch.Te
     with hooks(model, forward=forward):
         logits = model(x)
     if not found:
-        hint = ""
-        if getattr(getattr(model, "config", None), "_attn_implementation", "eager") != "eager" or any(
-            getattr(getattr(m, "config", None), "_attn_implementation", "eager") != "eager" for m in model.modules()
-        ):
-            hint = ' It returned no attention weights: load it with attn_implementation="eager".'
+        kinds = {getattr(getattr(m, "config", None), "_attn_implementation", None) for m in model.modules()}
+        hint = ' It returned no attention weights: load it with attn_implementation="eager".' if kinds - {None, "eager"} else ""
         raise ExplainerError(f"Attention maps {NOT_VIT}.{hint}")
     return logits, found
 

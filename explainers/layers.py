@@ -12,7 +12,8 @@ nonzero gradient, measured with one backward from the top class on a fixed rando
 ViT this is the last block's first norm (``ln_1`` / ``layernorm_before``), pytorch-grad-cam's
 recommendation: after that block's attention only the class token flows to the head, so later
 layers' patch tokens get no gradient and their maps would be blank. Where every token is pooled
-(Swin, BEiT's mean pooling) it is the last norm before the pooling.
+(Swin, BEiT's mean pooling) it is the last norm before the pooling. When no norm gets a gradient
+at all (a head of zeros, as torchvision initialises ViT's), the last block's first norm by name.
 """
 
 from __future__ import annotations
@@ -118,4 +119,14 @@ def _transformer_layer(model: nn.Module, x: torch.Tensor, infos: list[LayerInfo]
     for info, grad in zip(reversed(norms), reversed(grads)):
         if grad is not None and info.grid.to_map(grad).abs().amax() > 0:
             return info.name
-    return None
+    return _last_block_first_norm(norms)
+
+
+def _last_block_first_norm(norms: list[LayerInfo]) -> str | None:
+    """Where no gradient reaches any norm (e.g. torchvision's zero-initialised ViT head): the first
+    norm of the last module holding two or more norms (a block: ``ln_1`` and ``ln_2``), by name."""
+    blocks: dict[str, list[str]] = {}
+    for info in norms:
+        blocks.setdefault(info.name.rpartition(".")[0], []).append(info.name)
+    several = [names for names in blocks.values() if len(names) > 1]
+    return several[-1][0] if several else None

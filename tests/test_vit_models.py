@@ -82,6 +82,15 @@ def test_default_layer_of_a_vit_is_the_last_blocks_first_norm() -> None:
     assert auto_layer(Logits(tiny_hf_vit()), x[:1]) == "model.vit.layers.2.layernorm_before"
 
 
+def test_default_layer_of_a_fresh_torchvision_vit_is_found_by_name() -> None:
+    """torchvision zero-initialises ViT's head, so no gradient reaches any layer: the rule falls back
+    to the last block's first norm by its name."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    fresh = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32).eval()
+    assert auto_layer(fresh, torch.zeros(1, 3, 32, 32)) == "encoder.layers.encoder_layer_1.ln_1"
+
+
 def test_default_layer_of_swin_is_its_pooled_feature_map() -> None:
     layer = auto_layer(tiny_swin(), torch.zeros(1, 3, 48, 64))
     assert layer == "permute"  # the final norm's (B, h, w, C) output, permuted before the pooling
@@ -297,3 +306,10 @@ def test_vit_methods_leave_no_trace(method, grad_enabled) -> None:
     finally:
         boom.remove()
     assert state_of(model) == before
+
+
+def test_attention_maps_ask_for_eager_attention_when_sdpa_returns_none() -> None:
+    model = tiny_hf_vit()
+    model.config._attn_implementation = "sdpa"
+    with pytest.raises(ExplainerError, match='attn_implementation="eager"'):
+        explainers.explain(Logits(model), sample_batch(5, (1, 3, VIT_SIZE, VIT_SIZE)), "attention_rollout")
