@@ -51,11 +51,12 @@ def test_gallery_on_a_hugging_face_directory(tmp_path):
     at = page_app("gallery", timeout=600).run()
     at.radio(key="gal_model_source").set_value("Your Hugging Face directory").run()
     at.text_input(key="gal_hf_dir").set_value(str(tmp_path)).run()
-    at.multiselect(key="gal_methods").set_value(["grad_cam", "saliency"]).run()
+    at.multiselect(key="gal_methods").set_value(["cam", "grad_cam", "saliency"]).run()
     at.button(key="gal_run").click().run()
     assert no_exceptions(at) and not at.error, [e.value for e in at.error]
     frame = at.dataframe[0].value
-    assert frame["Predicted"].str.startswith("kind").all() and not frame["Failed"].any()
+    assert frame["Predicted"].str.startswith("kind").all()
+    assert (frame["Failed"] == "CAM").all(), "CAM refuses a ViT block; the rest of the shared pass still runs"
     assert [k for k in plotly_specs(at) if k.startswith("gal_grid_")]
 
 

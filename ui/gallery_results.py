@@ -83,7 +83,9 @@ def gallery_maps(
         chosen = [targets[i] for i in batch]
         missing = [v for v in variants if any(keys[i][v] not in store for i in batch)]
         shared_pass = [v for v in missing if in_shared_pass(v) and not options.get(v)]
-        for group in ([shared_pass] if shared_pass else []) + [[v] for v in missing if v not in shared_pass]:
+        groups = ([shared_pass] if shared_pass else []) + [[v] for v in missing if v not in shared_pass]
+        while groups:
+            group = groups.pop(0)
             variant = group[0]
             opts = options.get(variant, {})
             started = time.perf_counter()
@@ -102,6 +104,9 @@ def gallery_maps(
                     for i, a in zip(batch, attributions):
                         store.setdefault(keys[i][v], _to_result(v, a, seconds))
             except ExplainerError as err:
+                if len(group) > 1:  # one method of the shared pass refused (e.g. CAM on a ViT): each alone
+                    groups[:0] = [[v] for v in group]
+                    continue
                 for v in group:
                     for i in batch:
                         store.setdefault(keys[i][v], MapResult(v, targets[i], layer, error=str(err)))
