@@ -78,6 +78,11 @@ def choose() -> tuple:
 def status(request: tuple) -> None:
     """The job's progress with counts (polled while it runs), or what is left to compute."""
     job = results.current_job()
+    if job is not None and st.session_state.get("ev_stages_seen", (None, 0)) != (id(job), job.stages_done):
+        fresh = st.session_state.get("ev_stages_seen", (None, 0))[0] == id(job)
+        st.session_state["ev_stages_seen"] = (id(job), job.stages_done)
+        if fresh and job.stages_done:
+            st.rerun()  # a stage has just finished: draw its results while the next one runs
     if job is not None and job.running:
         total = max(job.total, 1)
         stages = len(job.stages)
