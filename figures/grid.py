@@ -102,7 +102,7 @@ def fit_title(text: str, px: float) -> tuple[str, bool]:
 def colorbar(layout: GridLayout, box: Box) -> dict:
     """A thin horizontal colour bar under ``box``, as long as the map, ticks in SI notation (k, m, µ)."""
     return dict(orientation="h", x=layout.fx((box.x0 + box.x1) / 2), xanchor="center", y=layout.fy(box.y1 + 5),
-                yanchor="top", len=box.x1 - box.x0, lenmode="pixels", thickness=8, outlinewidth=0,
+                yanchor="top", len=box.x1 - box.x0, lenmode="pixels", thickness=8, outlinewidth=0, xpad=0, ypad=0,
                 exponentformat="SI", nticks=4, ticks="outside", ticklen=3, tickfont=dict(size=10))
 
 

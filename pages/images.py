@@ -20,6 +20,7 @@ from ui.image_inputs import choose_input
 from ui.image_results import (
     LAST_IMAGES,
     MapResult,
+    cached_maps,
     compute_maps,
     estimate_seconds,
     explainer_runs,
@@ -332,6 +333,7 @@ def run() -> None:
         status, slot = st.empty(), st.empty()
         titles = [row_title(t, model.labels, probs, int(np.argmax(probs))) for t in targets]
         results = compute_maps(shared, x, context, variants, targets, layer, options)
+        results |= cached_maps(context, variants, targets, layer, options)  # slow maps of earlier runs
         todo = missing_maps(context, variants, targets, layer, options)
         fig = show_grid(slot, rgb, results, variants, targets, titles, display["columns"], frozenset(todo),
                         key="img_grid_busy" if todo else "img_grid")

@@ -136,8 +136,11 @@ def run() -> None:
     # Token-level gradient methods first (IG leads), then the model-specific ones; per-layer views live on their page.
     available = sorted((m for m in text_methods(model.net) if not explainers.method(m).per_layer),
                        key=lambda m: explainers.method(m).family != "gradient")
-    methods = st.multiselect("Methods (one row each)", available, default=available, format_func=label,
-                             key="txt_methods")
+    if st.session_state.get("txt_methods_for", model.name) != model.name:  # another model: all of its own methods
+        st.session_state["txt_methods"] = available
+    st.session_state["txt_methods_for"] = model.name
+    st.session_state.setdefault("txt_methods", available)
+    methods = st.multiselect("Methods (one row each)", available, format_func=label, key="txt_methods")
     with st.sidebar.expander("Method options"):
         adaptive = st.checkbox("Integrated Gradients: adaptive path (refined until delta <= 1%)", value=True,
                                key="txt_ig_adaptive", help="Untick for a fixed number of Gauss-Legendre steps.")
@@ -171,9 +174,11 @@ def run() -> None:
                                  title="Text", key="txt_report")
 
     with st.expander("Compare with a second text", expanded=False):
-        other = st.text_input("Second text", value="not good", key="txt_other")
         first_text = st.text_input("First text", value="good", key="txt_first")
+        other = st.text_input("Second text", value="not good", key="txt_other")
         method = st.selectbox("Method", methods or available, format_func=label, key="txt_compare_method")
+        st.caption(f"Both rows explain the class **{model.labels[target]}** (the target class chosen above), "
+                   "on one colour scale.")
         with panel("The comparison"):
             with ig_progress() as progress:
                 pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}), progress)
@@ -182,7 +187,9 @@ def run() -> None:
                 if r.error:
                     st.error(r.error)
             if all(r.attribution for r in pair):
-                rows = [replace(r, title=f"“{t}”") for t, r in zip((first_text, other), rows_for(pair, words))]
+                said = [probabilities(prepared(shared, t)) for t in (first_text, other)]
+                rows = [replace(r, title=f"“{t}”: the model says {model.labels[int(np.argmax(p))]} ({np.max(p):.0%})")
+                        for t, r, p in zip((first_text, other), rows_for(pair, words), said)]
                 compared = dict(shared=True, signed=signed(method), width=width)
                 st.plotly_chart(token_heatmap_rows(rows, **compared), key="txt_compare")
                 st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared),

@@ -100,6 +100,14 @@ def missing_maps(context: tuple, variants: Sequence[str], targets: Sequence[int]
             if result_key(context, v, t, layer, options.get(v, {})) not in store]
 
 
+def cached_maps(context: tuple, variants: Sequence[str], targets: Sequence[int], layer: str,
+                options: dict[str, dict[str, Any]]) -> dict[tuple[str, int], MapResult]:
+    """The maps of ``variants`` x ``targets`` already in the session cache (slow ones included)."""
+    store = _store()
+    keys = {(v, t): result_key(context, v, t, layer, options.get(v, {})) for v in variants for t in targets}
+    return {vt: store[k] for vt, k in keys.items() if k in store}
+
+
 def _seconds_store() -> dict[str, float]:
     """The last measured seconds per map of each method in this session (for the cost estimate)."""
     return st.session_state.setdefault("image_map_seconds", {})
