@@ -59,7 +59,8 @@ def test_gallery_maps_and_the_report_carry_the_new_methods(shared) -> None:
     rgb = model.resize(models.load_sample("cat"))
     item = Item("cat", (model.name, "test", "cat"), rgb, model.to_tensor(rgb))
     target = int(model.net(item.x).argmax())
-    options = page_options(PAGE_DEFAULTS)  # what the Gallery passes
+    options = page_options(PAGE_DEFAULTS)  # what the Gallery passes; a coarser occlusion (49 windows, not 729) for time
+    options["occlusion"] = {**options["occlusion"], "window": 32, "stride": 32}
     seen = []
     found = gallery_maps(shared, [item], [target], NEW, model.default_layer, options, {},
                          progress=lambda done, total: seen.append((done, total)))[0]
