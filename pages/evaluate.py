@@ -64,7 +64,8 @@ def choose() -> tuple:
                        format_func=results.METRICS.get, key="ev_metrics") or []
     with st.sidebar.expander("Deletion / insertion / ROAD", expanded=True):
         settings = {
-            "steps": st.slider("Deletion / insertion steps (k)", 5, 50, 20, key="ev_steps"),
+            "steps": st.slider("Deletion / insertion steps (k)", 5, 50, 10, key="ev_steps",
+                               help="Each map costs 2 (k - 1) images; each floor 20 maps' worth."),
             "replacement": st.radio("Deleted pixels become", list(FILLS), format_func=FILLS.get, key="ev_fill",
                                     help="Insertion always starts from a blurred copy (RISE)."),
             "random_maps": st.slider("Random maps per floor", 5, 50, 20, key="ev_random_maps",

@@ -158,9 +158,10 @@ def _score(job: Job, cache: dict, shared: Shared, x: torch.Tensor, context: tupl
     floors = {g: cache[(f"{metric}_floor", context, target, key, g)] for g in set(grids.values())
               if (f"{metric}_floor", context, target, key, g) in cache}
     against = [m for m in entries if m not in CONTROLS and explainers.method(m).evidence_against]
+    progress = job.counter("deletion / insertion: images" if metric == "faithfulness" else "ROAD: images imputed")
+    progress(0, 0)  # the stage shows at once; its counts follow after the first chunk
     common = dict(grids=grids, floors=floors, evidence_against=against, random_maps=settings["random_maps"],
-                  progress=job.counter("deletion / insertion: images" if metric == "faithfulness" else
-                                       "ROAD: images imputed"))
+                  progress=progress)
     with shared.lock:
         if metric == "faithfulness":
             found = score_maps(shared.model.net, x, {m: e.heat for m, e in entries.items()}, target,
@@ -176,6 +177,7 @@ def _score(job: Job, cache: dict, shared: Shared, x: torch.Tensor, context: tupl
 def _sanity(job: Job, cache: dict, shared: Shared, x: torch.Tensor, context: tuple, target: int,
             names: Sequence[str], settings: dict) -> None:
     methods = [m for m in names if m != SOBEL]
+    job.counter("sanity check: models (trained, randomised A, B)")(0, 3)
     trained = {m: e.heat for m, e in heats(cache, context, target, methods).items() if e.heat is not None}
     methods = [m for m in methods if m in trained]
     functions = {SOBEL: lambda _m, image, _t: sobel_map(image).numpy()} if SOBEL in names else {}
