@@ -234,8 +234,8 @@ def sanity_tab(shared, rgb, x, context, methods, target, settings) -> None:
 def cascade_fragment(shared, rgb, x, context, methods, target) -> None:
     """The cascade figure: randomise block by block, down to a chosen depth (reruns only this part)."""
     labels = results.group_labels(shared, x, context)
-    depth = st.slider("Cascade: randomise from the top down to block", 1, len(labels), min(4, len(labels)),
-                      format="%d", key="ev_depth")
+    depth = 1 if len(labels) == 1 else st.slider(  # a one-block model (e.g. a small ViT) has nothing to choose
+        "Cascade: randomise from the top down to block", 1, len(labels), min(4, len(labels)), format="%d", key="ev_depth")
     st.caption(f"Randomised down to: {labels[depth - 1]} ({depth} of {len(labels)} blocks).")
     key = ("cascade", context, tuple(methods), target, depth)
     if st.button("Run the cascade", key="ev_run_cascade"):
