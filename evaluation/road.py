@@ -179,6 +179,7 @@ def road_scores(
     forward = no_grad_forward(model)
     row_bytes = bytes_per_row(model, tuple(x.shape[1:]), lambda: model(x))
     done = [0]
+    unrankable: set[int] = set()
 
     def run(start: int, stop: int) -> torch.Tensor:
         rows = []
@@ -188,8 +189,12 @@ def road_scores(
                 continue
             i, p, kind = jobs[row - 1]
             generator = torch.Generator().manual_seed(hash((seed, percentiles[p], kind)) % 2**63)
-            filled = impute(image, kept_pixels(every[i], percentiles[p], kind), noise, generator)
-            rows.append(torch.as_tensor(filled, dtype=x.dtype, device=x.device))
+            kept = kept_pixels(every[i], percentiles[p], kind)
+            if not kept.any():  # ties at the top: the percentile keeps nothing, so nothing to impute from
+                unrankable.add(row - 1)
+                rows.append(x[0])
+            else:
+                rows.append(torch.as_tensor(impute(image, kept, noise, generator), dtype=x.dtype, device=x.device))
             done[0] += 1
             if progress is not None:
                 progress(done[0], len(jobs))
@@ -199,7 +204,9 @@ def road_scores(
     chosen = resolve_targets(logits[:1], target)
     values = target_scores(logits, chosen.expand(len(logits)), score).double().numpy()
     change = np.full((len(every), 2, len(percentiles)), np.nan)
-    change[ranked] = (values[1:] - values[0]).reshape(len(ranked), 2, len(percentiles))
+    inner = values[1:] - values[0]
+    inner[sorted(unrankable)] = np.nan
+    change[ranked] = inner.reshape(len(ranked), 2, len(percentiles))
     morf, lerf = change[:, MORF], change[:, LERF]
     combined = (lerf.mean(axis=1) - morf.mean(axis=1)) / 2
     probability = float(torch.softmax(logits[:1].double(), dim=1)[0, chosen[0]])
@@ -213,6 +220,9 @@ def road_scores(
     for i, name in enumerate(maps):
         floor = result_floors[grids[name]]
         why = blocker(every[i], probability if score == "probability" else None, name in evidence_against)
+        if why is None and not np.isfinite(combined[i]):
+            why = ("So many pixels share this map's top value that a percentile keeps no pixel to impute from, "
+                   "so ROAD cannot be computed.")
         verdict = no_verdict(ROAD, why) if why else against_floor(ROAD, combined[i], floor.combined)
         out[name] = RoadScore(percentiles, morf[i], lerf[i], float(combined[i]), int(chosen[0]), score, probability,
                               floor, verdict)
