@@ -8,6 +8,7 @@ occurs twice keeps two columns.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -280,6 +281,7 @@ def layers_tokens_heatmap(
         raise ExplainerError("A layers x tokens heatmap needs at least one token per line.")
     tok = [html.escape(t) for t in tokens]
     n = max(len(tokens), 1)
+    per_line = math.ceil(n / math.ceil(n / per_line))  # blocks of even length: 73 tokens -> 25 + 24 + 24
     blocks = [(a, min(a + per_line, n)) for a in range(0, n, per_line)]
     block_px = LAYER_ROW_PX * len(labels) + TOKEN_TICKS_PX
     fig = make_subplots(rows=len(blocks), cols=1, vertical_spacing=0.0)
