@@ -44,10 +44,10 @@ def test_click_to_first_result_with_the_default_methods(page, app_url):
     finally:
         page.screenshot(path=str(ARTIFACTS / "evaluate_waiting.png"), full_page=True)
     first_result = time.perf_counter() - started
-    page.get_by_text(re.compile("^Random maps, median")).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile("^Random maps, median")).first.wait_for(state="attached", timeout=60_000)  # a dataframe cell: drawn on canvas, its DOM copy hidden
     page.screenshot(path=str(ARTIFACTS / "evaluate_scores.png"), full_page=True)
     page.get_by_role("tab", name="Sanity check").click()
-    page.get_by_text(re.compile("rho at full randomisation")).first.wait_for(timeout=600_000)
+    page.get_by_text(re.compile("rho at full randomisation")).first.wait_for(state="attached", timeout=600_000)  # a column header of a dataframe (canvas)
     everything = time.perf_counter() - started
     page.screenshot(path=str(ARTIFACTS / "evaluate_sanity.png"), full_page=True)
     page.get_by_role("tab", name="Agreement").click()

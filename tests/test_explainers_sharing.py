@@ -73,17 +73,27 @@ def test_chunking_changes_nothing_but_the_number_of_passes() -> None:
 def test_noisy_methods_share_one_set_of_noisy_passes() -> None:
     """SmoothGrad, VarGrad and Smooth Grad-CAM++ asked for together (same noise options) run the
     noisy copies once: samples forwards (chunked), plus the CAM pass and no other; the maps equal
-    each method run alone with the same seed."""
+    each method run alone with the same seed.
+
+    "Equal" is up to float32 rounding: alone, SmoothGrad and VarGrad run on the folded
+    channels_last copy; shared with a CAM on ``layer3`` (a container fx inlines; on layer4, followed only by pooling and
+    the head, Smooth Grad-CAM++ would not depend on the noise at all) they run on the
+    network itself, and a ReLU input within rounding distance of its kink can flip (measured up to
+    1e-2 relative L2 for 1 in 12 random weight draws). The control (another seed) is 10x the tolerance away or more."""
+    torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=10).eval()
     x = sample_batch(2, (1, 3, 64, 80))
     noisy = {"samples": 6, "noise_level": 0.1, "seed": 4, "memory_mb": 1e-6}  # one copy per chunk: countable
     names = ["smooth_grad_cam_plus_plus", "smoothgrad", "vargrad"]
     counter = ForwardCounter(model)
-    together = explainers.explain_many(model, x, names, [3], "layer4", **noisy)
+    together = explainers.explain_many(model, x, names, [3], "layer3", **noisy)
     calls = counter.calls
     counter.remove()
     assert calls == 1 + noisy["samples"]  # the layer pass + one pass per noisy copy
+    tolerance = {"smooth_grad_cam_plus_plus": 1e-4, "smoothgrad": 2e-2, "vargrad": 2e-2}  # CAM: one network both ways
     for name in names:
-        alone = explainers.explain(model, x, name, 3, "layer4", **noisy)
-        assert relative_error(together[name][0].maps, alone.maps) <= 1e-4, name
+        alone = explainers.explain(model, x, name, 3, "layer3", **noisy)
+        assert relative_error(together[name][0].maps, alone.maps) <= tolerance[name], name
         assert together[name][0].extras["seed"] == 4
+        other_seed = explainers.explain(model, x, name, 3, "layer3", **{**noisy, "seed": 5})
+        assert relative_error(other_seed.maps, alone.maps) > 10 * tolerance[name], name
