@@ -142,6 +142,10 @@ def scores_tab(context, target, methods, settings) -> None:
         })
     rows += floor_table(faith, road)
     table = pd.DataFrame(rows)
+    if not road:  # a metric not asked for gets no columns (not a column of "None")
+        table = table.drop(columns=["ROAD", "ROAD verdict"])
+    if not faith:
+        table = table.drop(columns=["deletion AUC", "deletion", "insertion AUC", "insertion"])
     st.dataframe(table, hide_index=True, key="ev_score_table", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in ("deletion AUC", "insertion AUC", "ROAD")})
     st.download_button("Scores as CSV", table.to_csv(index=False), "scores.csv", "text/csv", key="ev_dl_scores",
