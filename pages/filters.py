@@ -23,6 +23,13 @@ UNIT_SOURCES = {"top": "Top channels in the order above", "numbers": "Channel nu
 PARAM_LABELS = {"fourier": "Decorrelated Fourier", "pixel": "Pixels"}
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 class", "3 classes", "2 channels"."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+
+
 def choose_layer(model) -> str:
     """Layers with (C, H, W) outputs, the automatic one first selected; every layer on request."""
     every = st.checkbox("List every layer (also those without channel maps)", key="flt_all_layers")
@@ -130,7 +137,7 @@ def activation_section(shared, fm, labels, probs) -> None:
     results = optimised_units(shared, layer, units, options, compute=False)
     missing = [u for u in units if u not in results]
     if missing:
-        run = st.button(f"Optimise {len(missing)} {kind}{'s' if len(missing) > 1 else ''}", type="primary",
+        run = st.button(f"Optimise {counted(len(missing), kind)}", type="primary",
                         key="flt_run")
         if not run:
             st.info(f"{len(results)} of {len(units)} already optimised with these options; "
@@ -139,7 +146,7 @@ def activation_section(shared, fm, labels, probs) -> None:
             bar = st.progress(0.0, text="Optimising…")
 
             def progress(done: int, total: int) -> None:
-                bar.progress(done / total, text=f"Optimising {len(missing)} {kind}s together: step {done}/{total}")
+                bar.progress(done / total, text=f"Optimising {counted(len(missing), kind)} together: step {done}/{total}")
 
             results = optimised_units(shared, layer, units, options, progress)
             bar.empty()
