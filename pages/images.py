@@ -91,15 +91,16 @@ def choose_layer(model) -> str:
                         help="By default only the blocks' outputs (and the automatic layer) are listed.")
     names = [name for name in infos if every or is_block(name) or name == auto]
     if st.session_state.get("img_layer") not in names:
-        st.session_state.pop("img_layer", None)
+        # set, not popped: a value written through Session State is sent to the browser, which otherwise
+        # keeps showing the previous model's layer label under the same widget key
+        st.session_state["img_layer"] = auto if auto in names else names[-1]
 
     def describe(name: str) -> str:
         shown = infos[name].describe() if is_block(name) else "    › " + infos[name].describe()
         return f"{shown}{'  - automatic' if name == auto else ''}"
 
     layer = st.selectbox(f"Target layer (CAM family; {len(names)} of {len(model.layers())} modules listed)", names,
-                         index=names.index(auto) if auto in names else len(names) - 1, format_func=describe,
-                         key="img_layer")
+                         format_func=describe, key="img_layer")
     cells = infos[layer].grid.height * infos[layer].grid.width
     if cells == 1:
         st.warning("This layer's output is 1x1: its map cannot show where anything is.")
