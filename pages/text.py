@@ -49,13 +49,33 @@ EXAMPLES = {
 IG_BASELINES = {"pad": "[PAD] tokens", "mask": "[MASK] tokens", "zero": "Zero embeddings"}
 
 
+OWN_TEXT = "Your own text"
+"""The example selector's entry for a text that is none of the examples."""
+
+
 def _use_example() -> None:
-    st.session_state["txt_text"] = EXAMPLES[st.session_state["txt_example"]]
+    """Put the chosen example in the box; "Your own text" brings back the last text typed, if any."""
+    chosen = st.session_state["txt_example"]
+    if chosen != OWN_TEXT:
+        st.session_state["txt_text"] = EXAMPLES[chosen]
+    elif "txt_own_text" in st.session_state:
+        st.session_state["txt_text"] = st.session_state["txt_own_text"]
+
+
+def _follow_text() -> None:
+    """Make the selector name the text actually in the box: the example it equals, else "Your own
+    text" (an edited example included), which then keeps that text for coming back to it."""
+    text = st.session_state["txt_text"]
+    name = next((name for name, example in EXAMPLES.items() if example == text), OWN_TEXT)
+    st.session_state["txt_example"] = name
+    if name == OWN_TEXT:
+        st.session_state["txt_own_text"] = text
 
 
 def choose_text() -> str:
-    st.selectbox("Example sentences", list(EXAMPLES), key="txt_example", on_change=_use_example)
     st.session_state.setdefault("txt_text", EXAMPLES["Positive"])
+    _follow_text()
+    st.selectbox("Example sentences", [*EXAMPLES, OWN_TEXT], key="txt_example", on_change=_use_example)
     text = st.text_area("Text to explain", key="txt_text", height=100)
     st.session_state[LAST_TEXT] = text  # a plain key: widget keys are dropped when another page runs
     return text

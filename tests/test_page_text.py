@@ -85,6 +85,28 @@ def test_display_toggles_run_no_model_pass(cnn_app):
     cnn_app.toggle(key="txt_words").set_value(False).run()
 
 
+def test_example_selector_names_the_text_in_the_box():
+    from pages.text import EXAMPLES, OWN_TEXT
+
+    app = text_app()
+    selector = lambda: app.selectbox(key="txt_example").value
+    assert selector() == "Positive" and app.text_area(key="txt_text").value == EXAMPLES["Positive"]
+    app.selectbox(key="txt_example").set_value("Japanese").run()
+    assert app.text_area(key="txt_text").value == EXAMPLES["Japanese"] and selector() == "Japanese"
+    typed = "An utterly charming and clever little film."
+    app.text_area(key="txt_text").input(typed).run()  # an English text typed over the Japanese example
+    assert selector() == OWN_TEXT
+    app.selectbox(key="txt_example").set_value("Negative").run()
+    app.text_area(key="txt_text").input(EXAMPLES["Negative"] + " Still, I laughed.").run()  # an edited example
+    assert selector() == OWN_TEXT
+    app.selectbox(key="txt_example").set_value("Mixed").run()
+    app.selectbox(key="txt_example").set_value(OWN_TEXT).run()  # back to the text typed last
+    assert app.text_area(key="txt_text").value == EXAMPLES["Negative"] + " Still, I laughed."
+    app.text_area(key="txt_text").input(EXAMPLES["Chinese: a good hotel"]).run()  # an example typed in full
+    assert selector() == "Chinese: a good hotel"
+    assert no_exceptions(app)
+
+
 def test_new_text_runs_the_model(cnn_app):
     with ForwardCounter() as counter:
         cnn_app.text_area(key="txt_text").input("An utterly charming and clever little film.").run()
