@@ -92,24 +92,24 @@ def as_logits(output) -> torch.Tensor:
     return getattr(output, "logits", output)
 
 
-def minilm_classifier(attn_implementation: str | None = "eager") -> PreTrainedModel:
-    """The packaged MiniLM encoder under a fresh 2-way sentiment head (pooler kept, classifier new)."""
-    return AutoModelForSequenceClassification.from_pretrained(
-        minilm_dir(),
-        num_labels=len(SENTIMENT_LABELS),
-        id2label=dict(enumerate(SENTIMENT_LABELS)),
-        label2id={name: i for i, name in enumerate(SENTIMENT_LABELS)},
-        attn_implementation=attn_implementation,
-    )
+def minilm_classifier(attn_implementation: str | None = "eager", seed: int = 0) -> PreTrainedModel:
+    """The packaged MiniLM encoder under a fresh 2-way sentiment head (pooler kept, classifier new, seeded)."""
+    return encoder_classifier(minilm_dir(), attn_implementation, seed).eval()
+
+
+def _merged(base: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
+    """``base`` with the LoRA adapter in ``adapter_dir`` merged into its weights, in eval mode."""
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload().eval()
 
 
 def _load_minilm_sentiment(attn_implementation: str | None) -> TextModel:
     adapter = ARTIFACTS / "minilm-sentiment"
     if not (adapter / "adapter_model.safetensors").is_file():
         raise ExplainerError(f"The minilm-sentiment adapter is missing from {adapter}.")
-    peft_model = PeftModel.from_pretrained(minilm_classifier(attn_implementation), adapter)
-    net = peft_model.merge_and_unload().eval()
-    return TextModel(net=net, tokenizer=AutoTokenizer.from_pretrained(minilm_dir()),
+    return TextModel(net=_merged(minilm_classifier(attn_implementation), adapter),
+                     tokenizer=AutoTokenizer.from_pretrained(minilm_dir()),
                      labels=list(SENTIMENT_LABELS), name="minilm-sentiment", kind="bert",
                      max_length=BUNDLED_MAX_LENGTH)
 
@@ -134,12 +134,14 @@ def multilingual_encoder_dir(kept_ids: list[int] | None = None) -> Path:
     return build_encoder(kept_ids)
 
 
-def multilingual_classifier(encoder_dir: Path, attn_implementation: str | None = "eager",
-                            seed: int = 0) -> PreTrainedModel:
-    """The e5 encoder under a fresh 2-way sentiment head (pooler and classifier seeded, new).
+def encoder_classifier(encoder_dir: Path, attn_implementation: str | None = "eager",
+                       seed: int = 0) -> PreTrainedModel:
+    """A BERT encoder saved in ``encoder_dir`` under a fresh 2-way sentiment head (seeded).
 
-    Built from the config and loaded with ``load_state_dict``: only the pooler and the
-    classifier may be missing (checked), and nothing is printed.
+    Built from the config and loaded with ``load_state_dict`` (keys with or without the
+    ``bert.`` prefix): only the pooler and the classifier may be missing (checked), so nothing
+    is printed. ``from_pretrained`` would log a load report of "newly initialized" weights that
+    the adapter then replaces: not the user's concern.
     """
     from safetensors.torch import load_file
     from transformers import BertConfig, BertForSequenceClassification
@@ -151,25 +153,29 @@ def multilingual_classifier(encoder_dir: Path, attn_implementation: str | None =
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = BertForSequenceClassification._from_config(config, attn_implementation=attn_implementation)
-    result = net.load_state_dict(load_file(encoder_dir / "model.safetensors"), strict=False)
+    weights = {k: v for k, v in load_file(encoder_dir / "model.safetensors").items()
+               if not k.endswith("position_ids")}  # a buffer older transformers saved (MiniLM's file)
+    if not any(k.startswith("bert.") for k in weights):  # a bare BertModel's file (MiniLM)
+        weights = {f"bert.{k}": v for k, v in weights.items()}
+    result = net.load_state_dict(weights, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(_CLASSIFIER_PARTS)]
     if missing or result.unexpected_keys:
         raise ExplainerError(f"The encoder in {encoder_dir} does not fit BERT: missing {missing[:3]}, "
-                             f"unexpected {result.unexpected_keys[:3]}; delete the folder to rebuild it.")
+                             f"unexpected {result.unexpected_keys[:3]} (a folder in .model-cache/ rebuilds when deleted).")
     return net
+
+
+multilingual_classifier = encoder_classifier
+"""The e5 encoder (:func:`multilingual_encoder_dir`) under a fresh sentiment head."""
 
 
 def _load_multilingual_sentiment(attn_implementation: str | None) -> TextModel:
     artefact = ARTIFACTS / MULTILINGUAL
-    adapter = artefact / "adapter_model.safetensors"
-    if not adapter.is_file():
+    if not (artefact / "adapter_model.safetensors").is_file():
         raise ExplainerError(f"The {MULTILINGUAL} adapter is missing from {artefact}.")
     encoder_dir = multilingual_encoder_dir()
-    base = multilingual_classifier(encoder_dir, attn_implementation)
-    with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        net = PeftModel.from_pretrained(base, artefact).merge_and_unload().eval()
-    return TextModel(net=net, tokenizer=AutoTokenizer.from_pretrained(encoder_dir),
+    return TextModel(net=_merged(encoder_classifier(encoder_dir, attn_implementation), artefact),
+                     tokenizer=AutoTokenizer.from_pretrained(encoder_dir),
                      labels=list(SENTIMENT_LABELS), name=MULTILINGUAL, kind="bert",
                      max_length=BUNDLED_MAX_LENGTH)
 

@@ -7,7 +7,7 @@ import torch
 from transformers import BertModel
 
 from tests.apptest_util import no_exceptions, page_app, plotly_array, plotly_specs
-from tests.test_text_models import save_dir, tiny_bert
+from tests.test_text_models import save_dir, tiny_bert, without_head
 
 pytestmark = pytest.mark.slow
 
@@ -190,6 +190,14 @@ def test_bad_local_directories_get_messages(tmp_path):
             assert app.error, (path, page)
             assert message in app.error[0].value.lower() or message in app.error[0].value
             assert chart not in plotly_specs(app)
+
+
+def test_local_directory_with_missing_weights_gets_a_message_on_both_pages(tmp_path):
+    without_head(save_dir(tmp_path, tiny_bert()))
+    for page, prefix, chart in [("text", "txt", "txt_heatmaps"), ("bert_layers", "bl", "bl_layers_predicted")]:
+        app = local_dir_app(tmp_path, page, prefix)
+        assert any("lack 2 tensors" in e.value and "head would be random" in e.value for e in app.error), page
+        assert chart not in plotly_specs(app)
 
 
 def test_score_these_maps_on_text(cnn_app):

@@ -1,13 +1,15 @@
 """Text registry: the shipped sentiment models (accuracy, loading) and local Hugging Face directories."""
 
 import json
+import logging
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 from peft import PeftModel
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
 from explainers.errors import ExplainerError
@@ -91,6 +93,30 @@ def test_minilm_merged_matches_unmerged_adapter(minilm):
         assert not torch.allclose(minilm_classifier()(**enc).logits, unmerged, atol=1e-2)
 
 
+LOAD_NOISE = ("LOAD REPORT", "MISSING", "newly initialized", "Loading weights", "Warning", "warn")
+
+
+@pytest.mark.parametrize("name", [info.name for info in text_models()])
+def test_bundled_models_load_silently(name, capfd, caplog):
+    """A model we build and load ourselves prints no load report (its head's "missing" weights come
+    from the adapter), no progress bar, no warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        caplog.set_level(logging.INFO)
+        load_text_model(name)
+    out, err = capfd.readouterr()
+    assert not [n for n in LOAD_NOISE if n in out + err], out + err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert not caught, [str(w.message) for w in caught]
+
+
+def test_local_directory_missing_weights_still_refused_loudly(tmp_path):
+    """A user's directory whose classifier weights are genuinely missing: refused with a message."""
+    without_head(save_dir(tmp_path, tiny_bert()))
+    with pytest.raises(ExplainerError, match=r"lack 2 tensors .*classifier\..*head would be random"):
+        load_text_model(tmp_path)
+
+
 @pytest.mark.parametrize("fixture", ["minilm", "textcnn"])
 def test_clear_sentences_are_classified(fixture, request):
     model = request.getfixturevalue(fixture)
@@ -142,6 +168,14 @@ def save_dir(path: Path, model, tokenizer: bool = True) -> Path:
     model.save_pretrained(path)
     if tokenizer:
         AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(path)
+    return path
+
+
+def without_head(path: Path) -> Path:
+    """Drop the classifier's tensors from the saved weights of ``path`` (a genuinely incomplete checkpoint)."""
+    weights = load_file(str(path / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")}, str(path / "model.safetensors"),
+              metadata={"format": "pt"})
     return path
 
 
