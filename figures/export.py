@@ -92,13 +92,37 @@ def grid_png_size(
     return width, HEADER_PX + rows * cell_height(cell_px, image_hw) + FOOTER_PX
 
 
+CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Droid Sans Fallback")
+"""System fonts with Chinese and Japanese glyphs, tried after DejaVu Sans (scripts/cjk-font.sh installs the first)."""
+
+
+@functools.cache
+def text_families() -> list[str]:
+    """DejaVu Sans, then every CJK family of :data:`CJK_FAMILIES` found on this system, as matplotlib's
+    fallback list (it takes each glyph from the first font that has it). Fonts installed after matplotlib
+    built its font cache are added from the system's font files."""
+    from matplotlib import font_manager
+
+    def found() -> set[str]:
+        return {f.name for f in font_manager.fontManager.ttflist} & set(CJK_FAMILIES)
+
+    if not found():
+        for path in font_manager.findSystemFonts():
+            if any(part in path.lower() for part in ("wqy", "cjk", "droidsansfallback")):
+                font_manager.fontManager.addfont(path)
+    # A bold title asks every family for a bold face; the CJK fonts have none and fall back to regular
+    # (fine for their glyphs): that lookup's log line is noise.
+    font_manager._log.addFilter(lambda record: "Failed to find font weight" not in record.getMessage())
+    return ["DejaVu Sans", *[name for name in CJK_FAMILIES if name in found()]]
+
+
 def _plain_text(build):
-    """Run a PNG builder with mathtext off: a '$' in a token, title or file name is drawn as typed
-    (an unbalanced '$\\x$' would otherwise raise when the figure is drawn)."""
+    """Run a PNG builder with mathtext off (a '$' in a token, title or file name is drawn as typed: an
+    unbalanced '$\\x$' would otherwise raise) and with :func:`text_families` (CJK glyphs, not boxes)."""
 
     @functools.wraps(build)
     def wrapped(*args, **kwargs):
-        with plt.rc_context({"text.parse_math": False}):
+        with plt.rc_context({"text.parse_math": False, "font.family": text_families()}):
             return build(*args, **kwargs)
 
     return wrapped
@@ -218,7 +242,7 @@ def token_rows_png(
             face = SPECIAL_TOKEN_COLOUR if special[i] else cmap(t)
             ax.add_patch(plt.Rectangle((starts[i], lines[i] - 0.41), widths[i] - 0.15, 0.82, facecolor=face, linewidth=0))
             ax.text(starts[i] + (widths[i] - 0.15) / 2, lines[i], token, ha="center", va="center", fontsize=10,
-                    color=MUTED_TEXT_COLOUR if special[i] else ink[i], family="DejaVu Sans")
+                    color=MUTED_TEXT_COLOUR if special[i] else ink[i])
         if row.note:
             ax.text(0, row.token_lines(width), row.note, fontsize=9, va="center", color=MUTED_TEXT_COLOUR)
         top += height

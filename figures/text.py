@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -66,10 +67,17 @@ class TokenRow:
         return self.token_lines(width) + bool(self.note)
 
 
+def text_columns(text: str) -> int:
+    """Columns ``text`` takes in a monospaced layout: 2 for a wide or full-width character
+    (Unicode East Asian Width W or F: CJK ideographs, kana, full-width punctuation), 1 otherwise."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def wrap_tokens(tokens: Sequence[str], width: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lay tokens out like text: greedy line filling, ``width`` characters per line.
 
-    Token ``i`` takes ``max(len, 1) + 1`` columns (one for the gap). Returns per-token
+    Token ``i`` takes ``max(columns, 1) + 1`` columns (one for the gap), a wide (CJK) character
+    counting two (:func:`text_columns`): a Chinese token's glyphs fit its box. Returns per-token
     ``(line, start column, columns)``; order is preserved (row-major). A token longer than
     ``width`` gets a line of its own.
     """
@@ -78,7 +86,7 @@ def wrap_tokens(tokens: Sequence[str], width: int = 80) -> tuple[np.ndarray, np.
     line, col = 0, 0
     lines, starts, widths = [], [], []
     for tok in tokens:
-        w = max(len(tok), 1) + 1
+        w = max(text_columns(tok), 1) + 1
         if col > 0 and col + w > width:
             line, col = line + 1, 0
         lines.append(line)

@@ -9,6 +9,7 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wa
   scripts/setup.sh requirements.txt
   echo "$wanted" > "$stamp"
 fi
+scripts/cjk-font.sh || echo "No CJK font could be installed: Chinese and Japanese show as boxes in PNG downloads." >&2
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # OpenMP threads spin while waiting by default: on a shared or small machine that costs 10-40x.
 export OMP_WAIT_POLICY=PASSIVE

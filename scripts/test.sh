@@ -9,6 +9,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
 fi
+scripts/cjk-font.sh  # Chinese and Japanese glyphs in PNG exports (apt-get only when missing)
 # Lint first (configuration in pyproject.toml): a style or unused-name error fails the run before the tests.
 .venv/bin/ruff check .
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
