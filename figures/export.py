@@ -11,6 +11,7 @@ import csv
 import functools
 import io
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -193,7 +194,12 @@ def grid_png(
 TOKEN_LINE_PX = 30
 TOKEN_CHAR_PX = 9
 TOKEN_TITLE_PX = 30
-COLORBAR_STRIP_PX = 150
+COLORBAR_STRIP_PX = 170
+TITLE_LINE_PX = 20
+TITLE_CHAR_PX = 9.5
+"""Width of one character of the 12 pt bold figure title, generously."""
+BAR_PX, BAR_TICKS_PX = 10, 48
+"""A row's colour bar: its width, and the room its tick labels take before its label starts."""
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -203,32 +209,49 @@ def _png(fig: plt.Figure) -> bytes:
     return buf.getvalue()
 
 
-def _colorbar(fig: plt.Figure, cax: plt.Axes, scale: Scale) -> None:
+def _colorbar(fig: plt.Figure, cax: plt.Axes, scale: Scale, label_beside: bool = False) -> None:
+    """A colour bar of ``scale`` in ``cax``: its label rotated along the bar, or (``label_beside``, for a
+    short bar) as horizontal lines beside its tick labels, so neighbouring bars' labels never meet."""
+    from matplotlib.ticker import EngFormatter, FuncFormatter, MaxNLocator
+
     mappable = plt.cm.ScalarMappable(plt.Normalize(scale.zmin, scale.zmax), matplotlib_cmap(scale))
     bar = fig.colorbar(mappable, cax=cax)
     bar.ax.tick_params(labelsize=8)
-    bar.set_label(scale.label.replace("\n", ", "), fontsize=8)
+    if not label_beside:
+        bar.set_label(scale.label.replace("\n", ", "), fontsize=8)
+        return
+    eng = EngFormatter(sep="")  # short ticks for tiny or huge values: 150µ, not 0.00015
+    bar.locator = MaxNLocator(3)
+    bar.formatter = FuncFormatter(lambda v, _: f"{v:.4g}" if v == 0 or 1e-2 <= abs(v) < 1e4 else eng(v))
+    bar.update_ticks()
+    cax.text(1 + BAR_TICKS_PX / BAR_PX, 1, scale.label, transform=cax.transAxes, ha="left", va="top", fontsize=7.5,
+             linespacing=1.15, color=MUTED_TEXT_COLOUR)
 
 
-@_plain_text
-def token_rows_png(
+def token_rows_figure(
     rows: Sequence[TokenRow],
     scale: Scale | Sequence[Scale] | None = None,
     shared: bool = True,
     signed: bool | Sequence[bool] | None = None,
     width: int = 80,
-) -> bytes:
-    """PNG bytes of token heatmap rows (the static twin of :func:`figures.text.token_heatmap_rows`):
-    same wrapping, scales, colours, special-token grey and row notes; a colour bar per distinct scale."""
+    title: str = "",
+) -> plt.Figure:
+    """The matplotlib figure of :func:`token_rows_png` (open: the caller saves or closes it)."""
     rows = [r.checked() for r in rows]
     scales = row_scales(rows, scale, shared, signed)
     layouts = [wrap_tokens(r.tokens, width) for r in rows]
     heights = [TOKEN_TITLE_PX + r.lines(width) * TOKEN_LINE_PX for r in rows]
     text_px = width * TOKEN_CHAR_PX
-    total_w, total_h = MARGIN_PX * 2 + text_px + COLORBAR_STRIP_PX, sum(heights) + 2 * MARGIN_PX
+    total_w = MARGIN_PX * 2 + text_px + COLORBAR_STRIP_PX
+    title_lines = textwrap.wrap(title, max(20, int((total_w - 2 * MARGIN_PX) / TITLE_CHAR_PX)))
+    header = len(title_lines) * TITLE_LINE_PX + (8 if title_lines else 0)
+    total_h = header + sum(heights) + 2 * MARGIN_PX
     dpi = 100
     fig = plt.figure(figsize=(total_w / dpi, total_h / dpi), dpi=dpi)
-    top = MARGIN_PX
+    if title_lines:
+        fig.text(MARGIN_PX / total_w, 1 - MARGIN_PX / total_h, "\n".join(title_lines), ha="left", va="top",
+                 fontsize=12, fontweight="bold", linespacing=1.25)
+    top = MARGIN_PX + header
     for row, sc, (lines, starts, widths), height in zip(rows, scales, layouts, heights):
         ax = fig.add_axes([MARGIN_PX / total_w, 1 - (top + height) / total_h, text_px / total_w, height / total_h])
         ax.set_xlim(0, width)
@@ -246,17 +269,32 @@ def token_rows_png(
         if row.note:
             ax.text(0, row.token_lines(width), row.note, fontsize=9, va="center", color=MUTED_TEXT_COLOUR)
         top += height
-    top = MARGIN_PX
+    top = MARGIN_PX + header
     for i, (sc, height) in enumerate(zip(scales, heights)):
         if i > 0 and sc is scales[i - 1]:
             top += height
             continue
         span = sum(heights[i:]) if all(s is sc for s in scales[i:]) else height
-        cax = fig.add_axes([(MARGIN_PX + text_px + 12) / total_w, 1 - (top + span * 0.9) / total_h,
-                            10 / total_w, span * 0.8 / total_h])
-        _colorbar(fig, cax, sc)
+        cax = fig.add_axes([(MARGIN_PX + text_px + 12) / total_w, 1 - (top + span * 0.83) / total_h,
+                            BAR_PX / total_w, span * 0.66 / total_h])  # room for the end ticks' half height
+        _colorbar(fig, cax, sc, label_beside=True)
         top += height
-    return _png(fig)
+    return fig
+
+
+@_plain_text
+def token_rows_png(
+    rows: Sequence[TokenRow],
+    scale: Scale | Sequence[Scale] | None = None,
+    shared: bool = True,
+    signed: bool | Sequence[bool] | None = None,
+    width: int = 80,
+    title: str = "",
+) -> bytes:
+    """PNG bytes of token heatmap rows (the static twin of :func:`figures.text.token_heatmap_rows`):
+    same wrapping, scales, colours, special-token grey and row notes; a colour bar per distinct scale
+    with its label beside it; ``title`` (what the rows explain: model, class) above, wrapped."""
+    return _png(token_rows_figure(rows, scale, shared, signed, width, title))
 
 
 @_plain_text
@@ -278,7 +316,7 @@ def layers_tokens_png(
               interpolation="nearest", origin="lower")
     ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
+    if title:  # wrapped to the figure's width (centred over the axes, which sit in the middle)
+        ax.set_title("\n".join(textwrap.wrap(title, int(0.95 * fig.get_figwidth() * dpi / 7))), fontsize=10)
     _colorbar(fig, fig.add_axes([0.86, 0.3, 0.02, 0.6]), scale)
     return _png(fig)

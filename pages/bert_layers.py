@@ -87,7 +87,8 @@ def run() -> None:
             kind = "predicted" if target == predicted else "other class"
             heatmap = dict(scores=result.attribution.scores, tokens=result.attribution.tokens,
                            layer_labels=layer_labels(result), normalise=normalise, signed=signed,
-                           title=f"{model.labels[target]} ({kind}, {probs[target]:.1%})")
+                           title=f"{model.name}: per-layer Grad-CAM for “{model.labels[target]}” ({kind}, "
+                                 f"{probs[target]:.1%})")
             fig = layers_tokens_heatmap(**heatmap)
             st.plotly_chart(fig, key=f"bl_layers_{kind}")
             name, table = f"layers_{model.labels[target]}", layer_table(result, model.labels[target])

@@ -188,8 +188,11 @@ def run() -> None:
                 score_results(shared, prep, good, target)
             for r in good:
                 st.caption(facts(r))
-            show_downloads(fig, lambda rows=rows_for(good, words), layout=layout: token_rows_png(rows, **layout),
-                           good, "txt")
+            said = "the predicted class" if target == predicted else f"predicted: {model.labels[predicted]}"
+            png_title = (f"{model.name}: which tokens push toward “{model.labels[target]}” "
+                         f"({said}, {probs[target]:.1%})")
+            show_downloads(fig, lambda rows=rows_for(good, words), layout=layout: token_rows_png(
+                rows, **layout, title=png_title), good, "txt")
             export_report_button(lambda: [text_report_section(model, text, probs, good, [("Token heatmaps", fig)])],
                                  title="Text", key="txt_report")
 
@@ -212,7 +215,8 @@ def run() -> None:
                         for t, r, p in zip((first_text, other), rows_for(pair, words), said)]
                 compared = dict(shared=True, signed=signed(method), width=width)
                 st.plotly_chart(token_heatmap_rows(rows, **compared), key="txt_compare")
-                st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared),
+                png_title = f"{model.name}: both texts explained for the class “{model.labels[target]}”"
+                st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared, title=png_title),
                                    "comparison.png", "image/png", key="txt_compare_png", on_click="ignore")
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
 
