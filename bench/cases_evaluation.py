@@ -19,6 +19,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 import explainers
 import models
 from bench.harness import Case
+from bench.standalone import run_module
 from evaluation.faithfulness import score_maps
 from evaluation.methods import image_attributions, native_grid
 from evaluation.road import road_scores
@@ -94,33 +95,7 @@ def cases(quick: bool) -> list[Case]:
 
 def main() -> None:
     """``python -m bench.cases_evaluation [--quick]``: these cases alone, written to results/evaluation.md (+ .html)."""
-    import os
-    import platform
-    import sys
-    import time
-    from pathlib import Path
-
-    from bench.__main__ import write_chart
-    from bench.harness import markdown, run_case
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    started, rows, notes, loads = time.time(), [], [], []
-    for case in cases("--quick" in sys.argv):
-        print(f"== {case.name}", flush=True)
-        loads.append(os.getloadavg()[0])
-        rows += run_case(case)
-        loads.append(os.getloadavg()[0])
-        notes += [f"{case.name}: {case.note}"] if case.note else []
-    header = (f"# Evaluation benchmarks\n\n`python -m bench.cases_evaluation`: torch {torch.__version__}, 2 threads, "
-              f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, load average {min(loads):.1f}-"
-              f"{max(loads):.1f} during the cases, {time.time() - started:.0f} s. Same process, variants alternated "
-              "(order rotated) in every rep; ratios are per-rep time / reference time.")
-    out = Path(__file__).resolve().parent / "results" / "evaluation.md"
-    out.write_text(markdown(rows, header, notes))
-    write_chart(rows, out)
-    print(f"wrote {out}")
+    run_module("bench.cases_evaluation", "Evaluation benchmarks", cases, "evaluation.md")
 
 
 if __name__ == "__main__":

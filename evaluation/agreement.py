@@ -4,6 +4,7 @@ Two maps agree by Spearman's rank correlation of their magnitudes |map| (how str
 pixel matters), or of their signed values when *both* methods are signed (Integrated Gradients
 vs input x gradient: direction matters too). The top-k overlap is the IoU of the two maps' top
 ``top_fraction`` units under the same rule. A map that is the same everywhere gives NaN.
+:func:`disagreement` (batch jobs) is 1 - the mean of that rho over the pairs of methods.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import explainers
 from evaluation.ranking import ArrayLike, spearman, top_k_overlap
 from explainers.errors import ExplainerError
 
@@ -51,3 +53,14 @@ def agreement(maps: Mapping[str, Any], signed: Collection[str] = (), top_fractio
         rho[i, j] = rho[j, i] = rank_agreement(a, b, both)
         iou[i, j] = iou[j, i] = top_k_overlap(a, b, top_fraction, absolute=not both)
     return Agreement(names, rho, iou, top_fraction, signed)
+
+
+def disagreement(maps: Mapping[str, ArrayLike]) -> float | None:
+    """1 - the mean :func:`rank_agreement` over the pairs of ``maps`` (keyed by method name) with a finite rho:
+    each method's record says whether its map is signed, and a method's own negative map (its record says
+    ``evidence_against``) is left out, as in the Gallery. None when no pair has a finite rho."""
+    records = {name: explainers.method(name) for name in maps}
+    kept = [name for name in maps if not records[name].evidence_against]
+    rhos = [rank_agreement(maps[a], maps[b], records[a].signed and records[b].signed) for a, b in combinations(kept, 2)]
+    rhos = [r for r in rhos if np.isfinite(r)]
+    return 1.0 - float(np.mean(rhos)) if rhos else None

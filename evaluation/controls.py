@@ -1,10 +1,12 @@
 """Control maps that explain nothing, scored beside every method so its numbers have a reference.
 
-- Random maps (:func:`random_maps`): i.i.d. uniform values on the method's own grid (a CAM's layer
-  grid, bilinearly upsampled as :func:`explainers.cam.upsample` upsamples a CAM; ``grid=None``: one
-  value per pixel, as saliency or IG), seeded: many of them give the floor's spread.
-- A Sobel edge map (:func:`sobel_map`): the gradient magnitude of the channel-mean image
-  (Sobel & Feldman 1968), which ignores the model entirely.
+- Random maps (:func:`random_maps`): the ``random`` method record's maps
+  (:func:`explainers.catalog.random_map.random_cells`) drawn on the method's own grid (a CAM's layer
+  grid, bilinearly upsampled as a CAM is; ``grid=None``: one value per pixel, as saliency or IG),
+  seeded: many of them give the floor's spread.
+- A Sobel edge map (:func:`sobel_map`): the ``sobel`` method record's edge magnitude of the
+  channel-mean image (:func:`explainers.catalog.sobel.edges`, Sobel & Feldman 1968), which ignores
+  the model entirely.
 - A centred Gaussian (:func:`centre_map`): the photographer's prior, exp(-r^2 / 2 s^2) with s a
   quarter of the shorter side.
 """
@@ -12,9 +14,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from explainers.cam import upsample
+from explainers.catalog.random_map import random_cells
+from explainers.catalog.sobel import edges
 from explainers.errors import ExplainerError
 
 Grid = tuple[int, int] | None
@@ -38,21 +40,13 @@ def check_grid(grid: object) -> Grid:
 
 def random_maps(count: int, size: tuple[int, int], grid: Grid, seed: int = 0) -> torch.Tensor:
     """(count, H, W) float64 maps of i.i.d. uniform values on ``grid`` cells (bilinear upsampling) or per pixel."""
-    generator = torch.Generator().manual_seed(seed)
     grid = check_grid(grid)
-    if grid is None or tuple(grid) == tuple(size):
-        return torch.rand(count, *size, generator=generator, dtype=torch.float64)
-    cells = torch.rand(count, *grid, generator=generator, dtype=torch.float64)
-    return upsample(cells, size)
+    return random_cells(count, tuple(size), grid or tuple(size), seed, dtype=torch.float64)
 
 
 def sobel_map(x: torch.Tensor) -> torch.Tensor:
-    """(H, W) Sobel gradient magnitude sqrt(Gx^2 + Gy^2) of the channel mean of ``x`` (1, C, H, W), replicate padding."""
-    grey = x[:1].double().mean(dim=1, keepdim=True)
-    gx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
-    kernels = torch.stack([gx, gx.T])[:, None]
-    edges = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)
-    return edges.pow(2).sum(dim=1)[0].sqrt()
+    """(H, W) float64 Sobel edge magnitude of the first image of ``x`` (1, C, H, W), as the ``sobel`` record computes it."""
+    return edges(x[:1].double())[0]
 
 
 def centre_map(size: tuple[int, int]) -> torch.Tensor:

@@ -38,6 +38,7 @@ import torch
 import explainers
 from explainers.errors import ExplainerError
 from jobs.inputs import JobError, collect
+from jobs.output import input_hw
 from jobs.worker import ShardWorker, fingerprint, load_model, options_for
 
 FORMAT = 1
@@ -227,7 +228,7 @@ def plan(request: JobRequest) -> tuple[dict[str, Any], list[dict], Path]:
         "format": FORMAT,
         "model": {"name": request.model, "checkpoint": checkpoint, "num_classes": request.num_classes,
                   "resolved_name": model.name, "description": model.description, "classes": len(model.labels),
-                  "input_size": model.input_size},
+                  "input_size": list(model.input_hw)},
         "fingerprint": fingerprint(model.net),
         "methods": list(dict.fromkeys(request.methods)),
         "options": options,
@@ -258,6 +259,8 @@ def prepare_output(out: Path, manifest: dict[str, Any], items: list[dict], retry
             before = json.loads(existing.read_text())
         except (OSError, ValueError) as err:
             raise JobError(f"{existing} is unreadable ({err}); use another output directory.") from None
+        if isinstance(before.get("model"), dict):  # an older manifest's one-number input size: the same square
+            before["model"]["input_size"] = list(input_hw(before["model"]))
         differ = [k for k in PLAN_KEYS if before.get(k) != json.loads(json.dumps(manifest.get(k), default=str))]
         if differ:
             raise JobError(f"{out} holds another job (it differs in: {', '.join(differ)}). Use another --out "

@@ -29,6 +29,17 @@ COLUMNS = ["shard", "index", "name", "path", "member", "sha256", "label", "label
 """Every column but ``map``: what a table of the job needs."""
 
 
+def input_hw(model: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of a manifest's model input: ``input_size`` [h, w] as jobs write it, or one number
+    (a square, as manifests before (h, w) said it); 224 when it is not given."""
+    size = model.get("input_size", 224)
+    try:
+        height, width = (size, size) if isinstance(size, (int, float)) else size
+        return int(height), int(width)
+    except (TypeError, ValueError):
+        raise JobError(f"The job's model input size {size!r} is neither one number nor (height, width).") from None
+
+
 @dataclass
 class Job:
     """An opened job: its directory, manifest and rows (one per image, target and method; no maps)."""

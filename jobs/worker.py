@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import os
 import socket
@@ -32,6 +31,7 @@ import torch
 
 import explainers
 import models
+from evaluation.agreement import disagreement
 from explainers.errors import ExplainerError
 from jobs.inputs import read_bytes
 
@@ -113,14 +113,6 @@ def _scalar_extras(extras: dict[str, Any], i: int, batch: int) -> dict[str, Any]
         if isinstance(value, (bool, int, float, str)) or value is None:
             out[key] = value
     return out
-
-
-def _spearman_disagreement(maps: list[np.ndarray]) -> float | None:
-    from evaluation.ranking import spearman
-
-    rhos = [spearman(a, b) for a, b in itertools.combinations(maps, 2)]
-    rhos = [r for r in rhos if np.isfinite(r)]
-    return 1.0 - float(np.mean(rhos)) if rhos else None
 
 
 class ShardWorker:
@@ -228,7 +220,7 @@ class ShardWorker:
                 found = {m: results[i, target, m] for m in methods}
                 ok = {m: r for m, r in found.items() if not isinstance(r, str)}
                 scores = self._scores(x[i:i + 1], target, ok) if self.spec["scores"]["enabled"] and ok else {}
-                spread = _spearman_disagreement([r[0] for r in ok.values()]) if len(ok) > 1 else None
+                spread = disagreement({m: r[0] for m, r in ok.items()})
                 for method, result in found.items():
                     row = self._base(shard, d.item, d.sha256) | {
                         "method": method, "target": target, "target_name": self.labels[target],

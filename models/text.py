@@ -8,7 +8,6 @@ weights, and attention rollout needs them. Nothing is downloaded and remote code
 
 from __future__ import annotations
 
-import json
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 from transformers import (
-    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BatchEncoding,
@@ -27,6 +25,7 @@ from transformers import (
 
 from explainers.errors import ExplainerError
 from models.e5_build import build_encoder
+from models.hf_dirs import LOAD_ERRORS, checked_config, load_weights, read_json
 from models.sentiment_data import SENTIMENT_LABELS, minilm_dir, sentiment_split
 from models.textcnn import load_textcnn
 
@@ -130,7 +129,7 @@ def multilingual_encoder_dir(kept_ids: list[int] | None = None) -> Path:
         kept_file = ARTIFACTS / MULTILINGUAL / "kept_ids.json"
         if not kept_file.is_file():
             raise ExplainerError(f"The {MULTILINGUAL} vocabulary list is missing: {kept_file}.")
-        kept_ids = _read_json(kept_file)
+        kept_ids = read_json(kept_file)
     return build_encoder(kept_ids)
 
 
@@ -233,54 +232,20 @@ def text_models() -> list[TextModelInfo]:
     return [info for info, _ in _BUNDLED.values()]
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ExplainerError(f"Cannot read {path.name} in {path.parent}: {err}") from err
-
-
 def _load_hf_dir(path: Path, attn_implementation: str | None) -> TextModel:
-    """A local sequence-classification checkpoint; refuses remote code and non-classifier heads."""
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ExplainerError(f"{path} has no config.json: it is not a Hugging Face model directory.")
-    for name in ("config.json", "tokenizer_config.json"):
-        if (path / name).is_file() and "auto_map" in _read_json(path / name):
-            raise ExplainerError(
-                f"{path / name} asks for custom code (auto_map). Remote or custom model code is "
-                "never run here; use a model whose architecture is built into transformers."
-            )
+    """A local sequence-classification checkpoint, checked as :mod:`models.hf_dirs` says, with its tokenizer."""
+    config = checked_config(path, "ForSequenceClassification", "a sequence classifier", ("tokenizer_config.json",))
     if not any((path / f).is_file() for f in _TOKENIZER_FILES):
         raise ExplainerError(f"{path} has no tokenizer files (e.g. tokenizer.json or vocab.txt); "
                              "save the tokenizer next to the model.")
+    net = load_weights(path, AutoModelForSequenceClassification, attn_implementation=attn_implementation)
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as err:
-        raise ExplainerError(f"Cannot read the model configuration in {path}: {err}") from err
-    architectures = config.architectures or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise ExplainerError(
-            f"{path} holds {', '.join(architectures) or 'a model with no declared architecture'}, "
-            "not a sequence classifier (an architecture ending in ForSequenceClassification)."
-        )
-    safetensors = any(path.glob("*.safetensors"))
-    if not safetensors and not any(path.glob("*.bin")):
-        raise ExplainerError(f"{path} has no weights (model.safetensors or pytorch_model.bin).")
-    try:
-        net, info = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=False, use_safetensors=safetensors, weights_only=True,
-            attn_implementation=attn_implementation, output_loading_info=True,
-        )
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
-        raise ExplainerError(f"Cannot load the model in {path}: {err}") from err
-    if info["missing_keys"]:
-        raise ExplainerError(f"The weights in {path} lack {len(info['missing_keys'])} tensors of the "
-                             f"model (e.g. {sorted(info['missing_keys'])[0]}): the head would be random.")
+    except LOAD_ERRORS as err:
+        raise ExplainerError(f"Cannot load the tokenizer in {path}: {err}") from err
     limits = [512, getattr(config, "max_position_embeddings", 512), tokenizer.model_max_length]
     labels = [config.id2label[i] for i in range(config.num_labels)]
-    return TextModel(net=net.eval(), tokenizer=tokenizer, labels=labels, name=str(path),
+    return TextModel(net=net, tokenizer=tokenizer, labels=labels, name=str(path),
                      kind="bert", max_length=int(min(limits)))
 
 

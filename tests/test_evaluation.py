@@ -49,6 +49,20 @@ def test_agreement_matrix_compares_signs_only_when_both_maps_are_signed():
     assert signed.spearman[0, 2] == pytest.approx(1.0)  # one signed, one not: magnitudes
 
 
+def test_disagreement_uses_the_records_signs_and_leaves_out_a_negative_map():
+    from evaluation.agreement import disagreement
+
+    m = np.random.default_rng(2).normal(size=(6, 6))
+    maps = {"integrated_gradients": m, "input_x_gradient": -m, "grad_cam": np.abs(m)}
+    # both signed: rho(m, -m) = -1; with Grad-CAM (unsigned): rho(|m|, |m|) = 1 twice -> 1 - 1/3
+    assert disagreement(maps) == pytest.approx(2 / 3)
+    other, against = np.random.default_rng(3).normal(size=(2, 6, 6))
+    more = {**maps, "saliency": other, "grad_cam_negative": against}
+    expected = 1 - np.mean([-1, 1, 1, *(spearman(np.abs(v), np.abs(other)) for v in maps.values())])
+    assert disagreement(more) == pytest.approx(expected)  # Grad-CAM (negative) left out: its record says so
+    assert disagreement({"grad_cam": m}) is None and disagreement({"grad_cam": m, "saliency": np.ones((6, 6))}) is None
+
+
 # ---- deletion / insertion ----------------------------------------------------------------------
 
 def test_auc_and_steps_by_hand():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import explainers
 from evaluation import control_maps, random_maps, sanity_check, score_maps, score_methods
 from evaluation.controls import CENTRE, SOBEL, centre_map, sobel_map
 from evaluation.verdict import DELETION, INSERTION, against_floor
@@ -95,7 +96,10 @@ def test_controls_by_hand():
     x[..., 3:] = 1.0  # a vertical edge between columns 2 and 3
     edges = sobel_map(x)
     assert edges[:, :2].abs().max() == 0 and edges[:, 4:].abs().max() == 0
-    assert edges[2, 2] == pytest.approx(4.0) and edges[2, 3] == pytest.approx(4.0)  # |Gx| = 1 + 2 + 1
+    # |Gx| = 1 + 2 + 1 = 4, Gy = 0: the record's scaling sqrt(((Gx / 4)^2 + (Gy / 4)^2) / 2) = 1 / sqrt(2)
+    assert edges[2, 2] == pytest.approx(2**-0.5) and edges[2, 3] == pytest.approx(2**-0.5)
+    pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())  # any model: the control ignores it
+    assert torch.allclose(edges, explainers.explain(pooled, x, "sobel", 0).maps[0].double())  # the record's map
     centre = centre_map((5, 6))
     assert centre.argmax() // 6 == 2 and centre[2, 2] == centre[2, 3] and centre.max() < 1
     grid = random_maps(2, (8, 8), (2, 2), seed=1)

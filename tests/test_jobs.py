@@ -3,6 +3,7 @@ redoing finished shards, unreadable images are recorded and the rest completes, 
 and Images pages read a job's output back."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -139,9 +140,9 @@ def test_table_of_paths_with_labels_top_k_and_scores(folder, tmp_path, model):
     pd.DataFrame({"path": [str(folder / "cat.png"), "missing.png", str(folder / "coffee.png")],
                   "label": ["tabby", "", "3"]}).to_csv(table, index=False)
     out = tmp_path / "out"
-    summary = run_job(JobRequest(source=str(table), out=str(out), methods=["grad_cam", "saliency"],
-                                 targets="top-2,label", engine="local", scores=True, score_steps=4,
-                                 score_random_maps=1))
+    request = JobRequest(source=str(table), out=str(out), methods=["grad_cam", "saliency"], targets="top-2,label",
+                         engine="local", scores=True, score_steps=4, score_random_maps=1)
+    summary = run_job(request)
     job = open_job(out)
     assert summary.images == 3 and list(job.failures["name"]) == ["missing.png"]
     cat = job.rows[job.rows["name"] == "cat.png"]
@@ -164,6 +165,59 @@ def test_table_of_paths_with_labels_top_k_and_scores(folder, tmp_path, model):
     assert (wrong["Predicted"] != wrong["Label"]).all() and (right["Predicted"] == right["Label"]).all()
     worst = order(frame, "deletion_auc")["Deletion AUC"].tolist()
     assert worst == sorted(worst, reverse=True)
+
+    from jobs.output import input_hw
+    from ui.job_results import _model_view
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["input_size"] == [224, 224]
+    manifest["model"]["input_size"] = 224  # one number, as manifests said it before (height, width)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    old = open_job(out)
+    assert input_hw(old.manifest["model"]) == (224, 224) and input_hw({}) == (224, 224)
+    assert _model_view(old, models.load_sample("cat")).shape == (224, 224, 3)
+    assert run_job(request).shards_computed == 0  # an older manifest's job still resumes
+    with pytest.raises(JobError, match="neither one number nor"):
+        input_hw({"input_size": "big"})
+
+
+def test_a_non_square_hugging_face_vit_directory_runs_end_to_end(tmp_path):
+    """A model taking (height, width) = (48, 64): the manifest stores [48, 64], every map is 48x64 and equals the
+    in-process API's, the disagreement is :func:`evaluation.agreement.disagreement` of the maps, the Gallery
+    shows the photo as the directory's processor resized it, and a rerun reuses the shards."""
+    from transformers import ViTImageProcessor
+
+    from evaluation.agreement import disagreement
+    from tests.vit_support import tiny_hf_vit
+    from ui.job_results import _model_view
+
+    hf, photos = tmp_path / "hf", tmp_path / "photos"
+    tiny_hf_vit(image_size=(48, 64)).save_pretrained(hf)
+    ViTImageProcessor(size={"height": 48, "width": 64}).save_pretrained(hf)
+    photos.mkdir()
+    for name in models.sample_names()[:3]:
+        models.load_sample(name).save(photos / f"{name}.png")
+    request = JobRequest(source=str(photos), out=str(tmp_path / "out"), methods=["grad_cam", "saliency"],
+                         model=str(hf), engine="local", shard_size=2, batch_size=2)
+    summary = run_job(request)
+    job = open_job(request.out)
+    assert summary.images == 3 and summary.failed == 0 and job.manifest["model"]["input_size"] == [48, 64]
+    loaded = models.load_image_model(str(hf))
+    assert loaded.input_hw == (48, 64) and (job.rows["status"] == "ok").all() and len(job.rows) == 6
+    for name, rows in job.rows.groupby("name"):
+        image = Image.open(photos / name)
+        x = loaded.preprocess(image)
+        assert x.shape[2:] == (48, 64) and np.array_equal(_model_view(job, image), loaded.resize(image))
+        target = int(rows["target"].iloc[0])
+        alone = explainers.explain_many(loaded.net, x, request.methods, [target], job.manifest["layer"])
+        maps = {m: alone[m][0].maps[0].numpy() for m in request.methods}
+        for _, row in rows.iterrows():
+            got = job.map_of(row["shard"], row["index"], row["target"], row["method"])
+            want = maps[row["method"]]
+            assert got.shape == want.shape == (48, 64) and (row["height"], row["width"]) == (48, 64)
+            assert np.abs(got - want).max() <= TOLERANCE * np.abs(want).max(), (name, row["method"])
+        assert rows["disagreement"].iloc[0] == pytest.approx(disagreement(maps), abs=0.02)
+    assert run_job(request).shards_computed == 0  # the same job: every shard reused
 
 
 def test_mistakes_are_refused_with_the_library_message(folder, tmp_path):

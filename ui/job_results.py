@@ -23,7 +23,7 @@ import torch
 
 import models
 from explainers.errors import ExplainerError
-from jobs.output import Job, JobError, open_job
+from jobs.output import Job, JobError, input_hw, open_job
 
 OPENED = "img_job_image"
 """Session key: the job row opened on the Images page (model, photo bytes and its cache key)."""
@@ -139,9 +139,18 @@ def _page_methods() -> list[str]:
 
 
 def _model_view(job: Job, image) -> np.ndarray:
-    """The photo as the job's model saw it (the models' evaluation crop at its input size)."""
-    size = int(job.manifest["model"].get("input_size", 224))
-    return models.ImageModel.resize(SimpleNamespace(input_size=size), image)
+    """The photo as the job's model saw it: a Hugging Face directory's own image processor (to its
+    (height, width), square or not), else the models' evaluation crop at the job's input size."""
+    model = job.manifest["model"]
+    if model.get("checkpoint") is None and Path(str(model["name"])).expanduser().is_dir():
+        from ui.resources import image_model_from_directory
+
+        return image_model_from_directory(str(model["name"])).model.resize(image)
+    height, width = input_hw(model)
+    if height != width:
+        raise JobError(f"The job's model takes {height}x{width} images and is not a directory to read its resizing "
+                       "from.")
+    return models.ImageModel.resize(SimpleNamespace(input_size=height), image)
 
 
 def _photo(job: Job, row: pd.Series) -> bytes:

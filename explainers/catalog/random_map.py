@@ -41,7 +41,15 @@ class RandomMap(Method):
         targets, _ = pert.item_targets(model, x, target)  # checks the target; the map does not use it
         seed = pert.seed_for(options["seed"])
         cells = min(options["cells"], x.shape[2], x.shape[3])
-        grid = torch.rand(x.shape[0], 1, cells, cells, generator=noise_generator(seed, x.device), device=x.device,
-                          dtype=x.dtype)
-        maps = F.interpolate(grid, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+        maps = random_cells(x.shape[0], tuple(x.shape[2:]), (cells, cells), seed, x.device, x.dtype)
         return Attribution(maps, targets.tolist(), self.name, extras={"seed": seed})
+
+
+def random_cells(count: int, size: tuple[int, int], cells: tuple[int, int], seed: int | None,
+                 device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(count, H, W) maps: U[0, 1) values on a ``cells`` (rows, columns) grid per map, drawn in order from one
+    generator seeded with ``seed``, bilinearly up-sampled to ``size`` (half-pixel centres; a grid of ``size``
+    itself is left as drawn)."""
+    device = torch.device("cpu") if device is None else device
+    grid = torch.rand(count, 1, *cells, generator=noise_generator(seed, device), device=device, dtype=dtype)
+    return F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[:, 0]
