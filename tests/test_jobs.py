@@ -181,25 +181,33 @@ def test_table_of_paths_with_labels_top_k_and_scores(folder, tmp_path, model):
         input_hw({"input_size": "big"})
 
 
-def test_a_non_square_hugging_face_vit_directory_runs_end_to_end(tmp_path):
-    """A model taking (height, width) = (48, 64): the manifest stores [48, 64], every map is 48x64 and equals the
-    in-process API's, the disagreement is :func:`evaluation.agreement.disagreement` of the maps, the Gallery
-    shows the photo as the directory's processor resized it, and a rerun reuses the shards."""
+@pytest.fixture(scope="module")
+def non_square_job(tmp_path_factory):
+    """A tiny Hugging Face ViT directory taking (height, width) = (48, 64), and a local job of 3 photos on it."""
     from transformers import ViTImageProcessor
 
-    from evaluation.agreement import disagreement
     from tests.vit_support import tiny_hf_vit
-    from ui.job_results import _model_view
 
-    hf, photos = tmp_path / "hf", tmp_path / "photos"
+    root = tmp_path_factory.mktemp("non-square")
+    hf, photos = root / "hf", root / "photos"
     tiny_hf_vit(image_size=(48, 64)).save_pretrained(hf)
     ViTImageProcessor(size={"height": 48, "width": 64}).save_pretrained(hf)
     photos.mkdir()
     for name in models.sample_names()[:3]:
         models.load_sample(name).save(photos / f"{name}.png")
-    request = JobRequest(source=str(photos), out=str(tmp_path / "out"), methods=["grad_cam", "saliency"],
+    request = JobRequest(source=str(photos), out=str(root / "out"), methods=["grad_cam", "saliency"],
                          model=str(hf), engine="local", shard_size=2, batch_size=2)
-    summary = run_job(request)
+    return request, run_job(request), hf, photos
+
+
+def test_a_non_square_hugging_face_vit_directory_runs_end_to_end(non_square_job):
+    """The manifest stores [48, 64], every map is 48x64 and equals the in-process API's, the disagreement is
+    :func:`evaluation.agreement.disagreement` of the maps, the photo is shown as the directory's processor
+    resized it, and a rerun reuses the shards."""
+    from evaluation.agreement import disagreement
+    from ui.job_results import _model_view
+
+    request, summary, hf, photos = non_square_job
     job = open_job(request.out)
     assert summary.images == 3 and summary.failed == 0 and job.manifest["model"]["input_size"] == [48, 64]
     loaded = models.load_image_model(str(hf))
@@ -218,6 +226,24 @@ def test_a_non_square_hugging_face_vit_directory_runs_end_to_end(tmp_path):
             assert np.abs(got - want).max() <= TOLERANCE * np.abs(want).max(), (name, row["method"])
         assert rows["disagreement"].iloc[0] == pytest.approx(disagreement(maps), abs=0.02)
     assert run_job(request).shards_computed == 0  # the same job: every shard reused
+
+
+def test_the_gallery_shows_a_non_square_job_over_its_photo(non_square_job):
+    from streamlit.testing.v1 import AppTest
+
+    request = non_square_job[0]
+    at = AppTest.from_string(NAVIGATION, default_timeout=180)
+    at.run()
+    at.toggle(key="gal_job_on").set_value(True).run()
+    at.text_input(key="gal_job_dir").input(request.out).run()
+    assert no_exceptions(at) and not at.error
+    assert not [c.value for c in at.caption if "Photo not shown" in c.value]
+    import base64
+    import io
+
+    photo = next(t for t in plotly_specs(at)["gal_job_overlay"]["data"] if t["type"] == "image")
+    shown = Image.open(io.BytesIO(base64.b64decode(photo["source"].split(",", 1)[1])))
+    assert shown.size == (64, 48)  # (width, height): the directory processor's view, not a square crop
 
 
 def test_mistakes_are_refused_with_the_library_message(folder, tmp_path):
