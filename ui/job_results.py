@@ -11,19 +11,20 @@ its bytes still hash to the job's sha256. No Ray here: only :mod:`jobs.output`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 import models
 from explainers.errors import ExplainerError
 from jobs.output import Job, JobError, input_hw, open_job
+
+if TYPE_CHECKING:
+    from ui.image_inputs import ImageInput
 
 OPENED = "img_job_image"
 """Session key: the job row opened on the Images page (model, photo bytes and its cache key)."""
@@ -262,23 +263,13 @@ def job_section() -> bool:
     return True
 
 
-@dataclass
-class JobImageInput:
-    """What the Images page explains (the same fields as its own image input), from a job's row."""
-
-    shared: Any
-    key: str
-    rgb: np.ndarray
-    x: torch.Tensor
-    context: tuple
-    probs: np.ndarray
-
-
-def job_input() -> JobImageInput | None:
-    """The Images page's input when a job row was opened from the Gallery; None otherwise."""
+def job_input() -> ImageInput | None:
+    """The Images page's input (:class:`ui.image_inputs.ImageInput`) when a job row was opened from the Gallery;
+    None otherwise."""
     opened = st.session_state.get(OPENED)
     if not opened:
         return None
+    from ui.image_inputs import ImageInput
     from ui.image_results import cached_predictions
     from ui.resources import image_model
 
@@ -294,4 +285,4 @@ def job_input() -> JobImageInput | None:
     rgb = shared.model.resize(models.open_image(opened["data"]))
     x = shared.model.to_tensor(rgb)
     context = (shared.model.name, shared.model.description, opened["key"])
-    return JobImageInput(shared, opened["key"], rgb, x, context, cached_predictions(shared, x, context))
+    return ImageInput(shared, opened["key"], rgb, x, context, cached_predictions(shared, x, context))
