@@ -8,10 +8,11 @@ import numpy as np
 import streamlit as st
 
 import explainers
-from explainers.text import attention_weights, rollout
+from explainers.text import PreparedText, attention_weights, rollout
 from figures.export import layers_tokens_png, records_csv, to_html
 from figures.text import attention_heatmap, layers_tokens_heatmap
 from ui.guard import panel
+from ui.resources import Shared
 from ui.text_inputs import LAST_TEXT, choose_text_model, prepare_checked
 from ui.text_results import TextResult, explain, probabilities, text_runs
 
@@ -50,6 +51,63 @@ def cls_note(result: TextResult) -> None:
         )
 
 
+@st.fragment
+def layer_maps(shared: Shared, prep: PreparedText, targets: list[int], options: dict[str, bool]) -> None:
+    """Per-layer Grad-CAM of each target (the predicted class first), one under the other (a long text
+    needs the page's width: the heatmap wraps), with downloads. A fragment: the scale choice reruns only
+    this part, from the scores kept in the session."""
+    model, probs = shared.model, probabilities(prep)
+    normalise = st.radio("Scale", ["row", "global"], key="bl_normalise", horizontal=True,
+                         format_func={"row": "Each row to its own peak", "global": "One scale for all"}.get)
+    for target in targets:
+        with panel(f"Per-layer Grad-CAM for {model.labels[target]}"):
+            result = explain(shared, prep, PER_LAYER, target, options)
+            if result.error:
+                st.error(result.error)
+                continue
+            kind = "predicted" if target == targets[0] else "other class"
+            heatmap = dict(scores=result.attribution.scores, tokens=result.attribution.tokens,
+                           layer_labels=layer_labels(result), normalise=normalise, signed=options["signed"],
+                           title=f"{model.name}: per-layer Grad-CAM for “{model.labels[target]}” ({kind}, "
+                                 f"{probs[target]:.1%})")
+            fig = layers_tokens_heatmap(**heatmap)
+            st.plotly_chart(fig, key=f"bl_layers_{kind}")
+            name, table = f"layers_{model.labels[target]}", layer_table(result, model.labels[target])
+            html_col, png_col, csv_col, json_col = st.columns(4)
+            html_col.download_button("As HTML", lambda fig=fig: to_html(fig), f"{name}.html",
+                                     "text/html", key=f"bl_dl_{kind}", on_click="ignore")
+            png_col.download_button("As PNG", lambda heatmap=heatmap: layers_tokens_png(**heatmap),
+                                    f"{name}.png", "image/png", key=f"bl_png_{kind}", on_click="ignore")
+            csv_col.download_button("As CSV", records_csv(table), f"{name}.csv", "text/csv", key=f"bl_csv_{kind}",
+                                    on_click="ignore", help="The scores per layer and token")
+            json_col.download_button("As JSON", json.dumps(table, indent=1), f"{name}.json", "application/json",
+                                     key=f"bl_json_{kind}", on_click="ignore", help="The scores per layer and token")
+            if kind == "predicted":
+                cls_note(result)
+
+
+@st.fragment
+def attention(shared: Shared, prep: PreparedText) -> None:
+    """One layer's and head's attention beside the rollout; a fragment: the sliders redraw only these."""
+    with panel("Attention"):
+        store = st.session_state.setdefault("bl_attention", {})
+        key = (shared.model.name, prep.text)
+        if key not in store:
+            with shared.lock:
+                found = attention_weights(shared.model.net, prep)
+            store[key] = (found.numpy(), rollout(list(found)).numpy())
+        weights, roll = store[key]
+        layers, heads = weights.shape[:2]
+        a, b = st.columns(2)
+        layer = a.slider("Layer", 1, layers, layers, key="bl_att_layer")
+        head = b.slider("Head", 1, heads, 1, key="bl_att_head")
+        left, right = st.columns(2)
+        left.plotly_chart(attention_heatmap(weights[layer - 1, head - 1], prep.tokens,
+                                            title=f"Layer {layer}, head {head}"), key="bl_attention_map")
+        right.plotly_chart(attention_heatmap(roll, prep.tokens, title="Attention rollout (all layers)"),
+                           key="bl_rollout")
+
+
 def run() -> None:
     st.title("BERT layers")
     st.caption("How evidence moves through the encoder: per-layer Grad-CAM (rows = layers, columns = tokens).")
@@ -65,63 +123,18 @@ def run() -> None:
     probs = probabilities(prep)
     predicted = int(np.argmax(probs))
     others = [i for i in range(len(model.labels)) if i != predicted]
-    with st.sidebar.expander("Display", expanded=True):
+    with st.sidebar.expander("What to compute", expanded=True):
         embeddings = st.checkbox("Include the embeddings as layer 0", key="bl_embeddings")
         signed = st.checkbox("Signed (no ReLU: blue = against the class)", key="bl_signed")
-        normalise = st.radio("Scale", ["row", "global"], key="bl_normalise",
-                             format_func={"row": "Each row to its own peak", "global": "One scale for all"}.get)
     # The probabilities go in the label, not the options: a keyed selectbox keeps showing the option
     # text of the run that created it, so "negative (0.7%)" would outlive a new text.
     chances = ", ".join(f"{model.labels[i]} {probs[i]:.1%}" for i in others)
     other = st.selectbox(f"Compare with class (now: {chances})", others, format_func=model.labels.__getitem__,
                          key="bl_other") if others else None
-    options = {"include_embeddings": embeddings, "signed": signed}
-
-    targets = [predicted] + ([other] if other is not None else [])
-    for target in targets:  # one under the other: a long text needs the page's width (the heatmap wraps)
-        with panel(f"Per-layer Grad-CAM for {model.labels[target]}"):
-            result = explain(shared, prep, PER_LAYER, target, options)
-            if result.error:
-                st.error(result.error)
-                continue
-            kind = "predicted" if target == predicted else "other class"
-            heatmap = dict(scores=result.attribution.scores, tokens=result.attribution.tokens,
-                           layer_labels=layer_labels(result), normalise=normalise, signed=signed,
-                           title=f"{model.name}: per-layer Grad-CAM for “{model.labels[target]}” ({kind}, "
-                                 f"{probs[target]:.1%})")
-            fig = layers_tokens_heatmap(**heatmap)
-            st.plotly_chart(fig, key=f"bl_layers_{kind}")
-            name, table = f"layers_{model.labels[target]}", layer_table(result, model.labels[target])
-            html_col, png_col, csv_col, json_col = st.columns(4)
-            html_col.download_button("As HTML", lambda fig=fig: to_html(fig), f"{name}.html",
-                                     "text/html", key=f"bl_dl_{kind}", on_click="ignore")
-            png_col.download_button("As PNG", lambda heatmap=heatmap: layers_tokens_png(**heatmap),
-                                    f"{name}.png", "image/png", key=f"bl_png_{kind}", on_click="ignore")
-            csv_col.download_button("As CSV", records_csv(table), f"{name}.csv", "text/csv", key=f"bl_csv_{kind}",
-                                    on_click="ignore", help="The scores per layer and token")
-            json_col.download_button("As JSON", json.dumps(table, indent=1), f"{name}.json", "application/json",
-                                     key=f"bl_json_{kind}", on_click="ignore", help="The scores per layer and token")
-            if target == predicted:
-                cls_note(result)
-
+    layer_maps(shared, prep, [predicted] + ([other] if other is not None else []),
+               {"include_embeddings": embeddings, "signed": signed})
     st.subheader("Attention")
-    with panel("Attention"):
-        store = st.session_state.setdefault("bl_attention", {})
-        key = (model.name, prep.text)
-        if key not in store:
-            with shared.lock:
-                found = attention_weights(model.net, prep)
-            store[key] = (found.numpy(), rollout(list(found)).numpy())
-        weights, roll = store[key]
-        layers, heads = weights.shape[:2]
-        a, b = st.columns(2)
-        layer = a.slider("Layer", 1, layers, layers, key="bl_att_layer")
-        head = b.slider("Head", 1, heads, 1, key="bl_att_head")
-        left, right = st.columns(2)
-        left.plotly_chart(attention_heatmap(weights[layer - 1, head - 1], prep.tokens,
-                                            title=f"Layer {layer}, head {head}"), key="bl_attention_map")
-        right.plotly_chart(attention_heatmap(roll, prep.tokens, title="Attention rollout (all layers)"),
-                           key="bl_rollout")
+    attention(shared, prep)
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 import explainers
-from explainers.text import text_methods
+from explainers.text import PreparedText, text_methods
 from figures.export import records_csv, to_html, token_rows_png
 from figures.image import topk_bar
 from figures.text import TokenRow, token_heatmap_rows
@@ -17,6 +17,7 @@ from ui.evaluation_results import score_caption
 from ui.guard import panel
 from ui.methods import label, signed
 from ui.report_button import export_report_button, text_report_section
+from ui.resources import Shared
 from ui.text_inputs import LAST_TEXT, choose_text_model, prepare_checked
 from ui.text_results import (
     TextResult,
@@ -132,6 +133,72 @@ def show_downloads(fig, png, results: list[TextResult], prefix: str) -> None:
                       key=f"{prefix}_dl_json", on_click="ignore")
 
 
+@st.fragment
+def token_display(shared: Shared, prep: PreparedText, good: list[TextResult], target: int, methods: list[str],
+                  options: dict[str, dict]) -> None:
+    """The heatmaps, their scores and downloads, and the two-text comparison, under the display options.
+
+    A fragment: changing words/tokens, the colour scale or the line width reruns only this part, from
+    the scores kept in the session (no model pass, the prediction and the inputs above are not redrawn).
+    """
+    a, b, c = st.columns([1, 1, 2], vertical_alignment="center")
+    words = a.toggle("Merge subwords into words", key="txt_words")
+    shared_scale = b.checkbox("One colour scale for all rows", key="txt_shared_scale")
+    width = c.slider("Characters per line", 40, 160, 90, 10, key="txt_width")
+    if good:
+        with panel("The token heatmaps"):
+            heatmaps(shared, prep, good, target, words, shared_scale, width)
+    with st.expander("Compare with a second text", expanded=False):
+        compare_texts(shared, target, methods, options, words, width)
+
+
+def heatmaps(shared: Shared, prep: PreparedText, good: list[TextResult], target: int, words: bool,
+             shared_scale: bool, width: int) -> None:
+    """One heatmap row per method, the scoring button, each method's facts, the downloads and the report."""
+    model, probs = shared.model, probabilities(prep)
+    predicted = int(np.argmax(probs))
+    layout = dict(shared=shared_scale, signed=[signed(r.method) for r in good], width=width)
+    fig = token_heatmap_rows(rows_for(good, words), **layout)
+    st.plotly_chart(fig, key="txt_heatmaps")
+    if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
+                 help="Replaces tokens by [PAD] in order of importance and measures the class probability."):
+        score_results(shared, prep, good, target)
+    for r in good:
+        st.caption(facts(r))
+    said = "the predicted class" if target == predicted else f"predicted: {model.labels[predicted]}"
+    png_title = f"{model.name}: which tokens push toward “{model.labels[target]}” ({said}, {probs[target]:.1%})"
+    show_downloads(fig, lambda rows=rows_for(good, words): token_rows_png(rows, **layout, title=png_title), good, "txt")
+    export_report_button(lambda: [text_report_section(model, prep.text, probs, good, [("Token heatmaps", fig)])],
+                         title="Text", key="txt_report")
+
+
+def compare_texts(shared: Shared, target: int, methods: list[str], options: dict[str, dict], words: bool,
+                  width: int) -> None:
+    """Two short texts explained by one method for the same class, on one colour scale."""
+    model = shared.model
+    first_text = st.text_input("First text", value="good", key="txt_first")
+    other = st.text_input("Second text", value="not good", key="txt_other")
+    method = st.selectbox("Method", methods, format_func=label, key="txt_compare_method")
+    st.caption(f"Both rows explain the class **{model.labels[target]}** (the target class chosen above), "
+               "on one colour scale.")
+    with panel("The comparison"):
+        with ig_progress() as progress:
+            pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}), progress)
+                    for t in (first_text, other)]
+        for r in pair:
+            if r.error:
+                st.error(r.error)
+        if all(r.attribution for r in pair):
+            said = [probabilities(prepared(shared, t)) for t in (first_text, other)]
+            rows = [replace(r, title=f"“{t}”: the model says {model.labels[int(np.argmax(p))]} ({np.max(p):.0%})")
+                    for t, r, p in zip((first_text, other), rows_for(pair, words), said)]
+            compared = dict(shared=True, signed=signed(method), width=width)
+            st.plotly_chart(token_heatmap_rows(rows, **compared), key="txt_compare")
+            png_title = f"{model.name}: both texts explained for the class “{model.labels[target]}”"
+            st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared, title=png_title),
+                               "comparison.png", "image/png", key="txt_compare_png", on_click="ignore")
+
+
 def run() -> None:
     st.title("Text")
     st.caption("Which words push a sentiment classifier toward its answer? Each row is one method.")
@@ -167,57 +234,16 @@ def run() -> None:
         steps = st.slider("Integrated Gradients: fixed steps", 8, 200, 50, key="txt_ig_steps", disabled=adaptive)
         baseline = st.selectbox("Integrated Gradients: baseline", list(IG_BASELINES), format_func=IG_BASELINES.get,
                                 key="txt_ig_baseline")
-    with st.sidebar.expander("Display", expanded=True):
-        words = st.toggle("Merge subwords into words", key="txt_words")
-        shared_scale = st.checkbox("One colour scale for all rows", key="txt_shared_scale")
-        width = st.slider("Characters per line", 40, 160, 90, 10, key="txt_width")
     options = {"integrated_gradients": {"steps": steps, "baseline": baseline, "tolerance": 0.01 if adaptive else 0.0}}
 
+    results = []
     with panel("The token heatmaps"):
         with ig_progress() as progress:
             results = [explain(shared, prep, m, target, options.get(m, {}), progress) for m in methods]
         for failed in [r for r in results if r.error]:
             st.error(f"{label(failed.method)}: {failed.error}")
-        good = [r for r in results if r.attribution is not None]
-        if good:
-            layout = dict(shared=shared_scale, signed=[signed(r.method) for r in good], width=width)
-            fig = token_heatmap_rows(rows_for(good, words), **layout)
-            st.plotly_chart(fig, key="txt_heatmaps")
-            if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
-                         help="Replaces tokens by [PAD] in order of importance and measures the class probability."):
-                score_results(shared, prep, good, target)
-            for r in good:
-                st.caption(facts(r))
-            said = "the predicted class" if target == predicted else f"predicted: {model.labels[predicted]}"
-            png_title = (f"{model.name}: which tokens push toward “{model.labels[target]}” "
-                         f"({said}, {probs[target]:.1%})")
-            show_downloads(fig, lambda rows=rows_for(good, words), layout=layout: token_rows_png(
-                rows, **layout, title=png_title), good, "txt")
-            export_report_button(lambda: [text_report_section(model, text, probs, good, [("Token heatmaps", fig)])],
-                                 title="Text", key="txt_report")
-
-    with st.expander("Compare with a second text", expanded=False):
-        first_text = st.text_input("First text", value="good", key="txt_first")
-        other = st.text_input("Second text", value="not good", key="txt_other")
-        method = st.selectbox("Method", methods or available, format_func=label, key="txt_compare_method")
-        st.caption(f"Both rows explain the class **{model.labels[target]}** (the target class chosen above), "
-                   "on one colour scale.")
-        with panel("The comparison"):
-            with ig_progress() as progress:
-                pair = [explain(shared, prepared(shared, t), method, target, options.get(method, {}), progress)
-                        for t in (first_text, other)]
-            for r in pair:
-                if r.error:
-                    st.error(r.error)
-            if all(r.attribution for r in pair):
-                said = [probabilities(prepared(shared, t)) for t in (first_text, other)]
-                rows = [replace(r, title=f"“{t}”: the model says {model.labels[int(np.argmax(p))]} ({np.max(p):.0%})")
-                        for t, r, p in zip((first_text, other), rows_for(pair, words), said)]
-                compared = dict(shared=True, signed=signed(method), width=width)
-                st.plotly_chart(token_heatmap_rows(rows, **compared), key="txt_compare")
-                png_title = f"{model.name}: both texts explained for the class “{model.labels[target]}”"
-                st.download_button("Comparison as PNG", lambda rows=rows: token_rows_png(rows, **compared, title=png_title),
-                                   "comparison.png", "image/png", key="txt_compare_png", on_click="ignore")
+    token_display(shared, prep, [r for r in results if r.attribution is not None], target, methods or available,
+                  options)
     st.caption(f"Explainer runs in this session: {text_runs()}. Display changes reuse the computed scores.")
 
 
