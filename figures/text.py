@@ -103,7 +103,9 @@ def text_colours(values: np.ndarray, scale: Scale) -> list[str]:
     return ["#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#ffffff" for r, g, b in rgb]
 
 
-def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> list[go.Bar]:
+def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int, suffix: str) -> list[dict]:
+    """The row's bar traces (ordinary tokens coloured by score, special ones grey) as plain dicts on
+    axes ``x{suffix}``/``y{suffix}``, validated once with the whole figure."""
     lines, starts, widths = wrap_tokens(row.tokens, width)
     special = row.special_mask()
     shown = [html.escape(t) for t in row.tokens]
@@ -121,7 +123,10 @@ def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int) -> list
             else dict(color=row.scores[mask], coloraxis=coloraxis, line=dict(width=0))
         )
         traces.append(
-            go.Bar(
+            dict(
+                type="bar",
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
                 orientation="h",
                 base=starts[mask],
                 x=widths[mask] - 0.15,
@@ -176,33 +181,37 @@ def token_heatmap_rows(
     scales = row_scales(rows, scale, shared, signed)
     heights = [r.lines(width) * LINE_PX for r in rows]
     plot_px = sum(heights) + ROW_TITLE_PX * (len(rows) - 1)
-    fig = make_subplots(
-        rows=len(rows), cols=1, row_heights=heights, vertical_spacing=ROW_TITLE_PX / plot_px if len(rows) > 1 else 0,
-        subplot_titles=[html.escape(r.title) for r in rows],
-    )
+    gap = ROW_TITLE_PX / plot_px if len(rows) > 1 else 0.0
     one_scale = len({id(s) for s in scales}) == 1
+    # One layout dict, validated once with the data (no make_subplots and per-row updates, each of which
+    # validates again): a display change redraws this figure.
+    data, titles, notes, layout = [], [], [], {}
+    top = 1.0
     for i, (row, sc) in enumerate(zip(rows, scales)):
+        suffix = "" if i == 0 else str(i + 1)
+        dom = [max(0.0, top - heights[i] / sum(heights) * (1 - gap * (len(rows) - 1))), top]
+        top = dom[0] - gap
+        layout[f"xaxis{suffix}"] = dict(anchor=f"y{suffix}", domain=[0.0, 1.0], visible=False, range=[0, width],
+                                        fixedrange=True)
+        layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", domain=dom, visible=False, fixedrange=True,
+                                        range=[row.lines(width) - 0.5, -0.5])
         axis = "coloraxis" if one_scale or i == 0 else f"coloraxis{i + 1}"
-        for tr in _row_traces(row, sc, axis, width):
-            fig.add_trace(tr, row=i + 1, col=1)
-        fig.update_yaxes(range=[row.lines(width) - 0.5, -0.5], row=i + 1, col=1)
+        data += _row_traces(row, sc, axis, width, suffix)
+        titles.append(dict(text=html.escape(row.title), x=0, xanchor="left", xref="paper", y=dom[1], yref="paper",
+                           yanchor="bottom", showarrow=False, font=dict(size=13)))
+        if row.note:
+            notes.append(dict(x=0, y=row.token_lines(width), xanchor="left", text=html.escape(row.note), showarrow=False,
+                              font=dict(size=11, color=MUTED_TEXT_COLOUR), xref=f"x{suffix}", yref=f"y{suffix}"))
         if one_scale and i > 0:
             continue
         if one_scale:
             cb = dict(title=dict(text=sc.html_label, side="right"), len=COLORBAR_PX, lenmode="pixels", y=1, yanchor="top")
-        else:
-            dom = fig.get_subplot(i + 1, 1).yaxis.domain  # beside its row, stretched over half the title gap
+        else:  # beside its row, stretched over half the title gap
             cb = dict(y=(dom[0] + dom[1]) / 2, yanchor="middle", len=heights[i] + ROW_TITLE_PX // 2, lenmode="pixels",
                       thickness=10, nticks=3, tickfont=dict(size=10))
-        fig.update_layout({axis: coloraxis_layout(sc, cb)})
-    fig.update_xaxes(visible=False, range=[0, width], fixedrange=True)
-    fig.update_yaxes(visible=False, fixedrange=True)
-    fig.update_annotations(font_size=13, x=0, xanchor="left")
-    for i, row in enumerate(rows):
-        if row.note:
-            fig.add_annotation(x=0, y=row.token_lines(width), xanchor="left", text=html.escape(row.note),
-                               showarrow=False, font=dict(size=11, color=MUTED_TEXT_COLOUR), row=i + 1, col=1)
-    fig.update_layout(barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
+        layout[axis] = coloraxis_layout(sc, cb)
+    layout.update(annotations=titles + notes, barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
+    fig = go.Figure(data=data, layout=layout)
     top, bottom = ROW_TITLE_PX + (45 if title else 0), max(10, COLORBAR_PX - plot_px + 10)
     apply_style(fig, title, height=plot_px + top + bottom)
     fig.update_layout(margin=dict(t=top, b=bottom))
