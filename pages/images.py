@@ -11,6 +11,7 @@ import streamlit as st
 import explainers
 from explainers.precision import native_bfloat16
 from figures.export import grid_png, maps_npz, to_html
+from figures.grid import display_map
 from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import SEQUENTIAL, Scale, grid_presets
 from figures.style import PLOT_CONFIG
@@ -206,8 +207,10 @@ def row_title(target: int, labels: list[str], probs: np.ndarray, predicted: int)
 def show_grid(slot, rgb, results, variants, targets, titles, columns: int, pending=frozenset(), key="img_grid"):
     """Draw the map grid into ``slot``: computed maps, "computing..." for ``pending``, failures named.
 
-    The figure is kept in the session per (results, layout), so a rerun that changes nothing in
-    the grid (a button, a download) does not rebuild it.
+    Maps upsampled from a coarse layer grid are drawn at half resolution (:func:`figures.grid.display_map`),
+    which halves what Plotly recolours on a colour or scale change. The figure is kept in the session
+    per (results, layout), so a rerun that changes nothing in the grid (a button, a download) does not
+    rebuild it.
     """
     cells = [[results.get((v, t)) for v in variants] for t in targets]
     signature = (tuple(id(c) for row in cells for c in row), tuple(variants), tuple(titles), columns, frozenset(pending),
@@ -216,7 +219,7 @@ def show_grid(slot, rgb, results, variants, targets, titles, columns: int, pendi
     if kept is None or kept[0] != signature:
         notes = [["computing…" if (v, t) in pending else "failed: see the note below" if c is not None and c.error
                   else None for v, c in zip(variants, row)] for t, row in zip(targets, cells)]
-        maps = [[None if c is None else c.heat for c in row] for row in cells]
+        maps = [[None if c is None else display_map(c.heat, c.raw) for c in row] for row in cells]
         fig = map_grid(rgb, maps, titles, [label(v) for v in variants], kinds=map_kinds(variants), columns=columns,
                        opacity=INITIAL["opacity"], mode=INITIAL["mode"], colorscale=INITIAL["colorscale"], notes=notes)
         kept = (signature, fig)
@@ -328,7 +331,7 @@ def run() -> None:
         st.info("Pick at least one method.")
         return
 
-    st.session_state[LAST_IMAGES] = {"methods": list(variants), "targets": list(targets),
+    st.session_state[LAST_IMAGES] = {"methods": list(variants), "targets": list(targets), "layer": layer, "options": options,
                                      **({"sample": key.split(":", 1)[1]} if key.startswith("sample:") else {})}
     with panel("The maps"):
         status, slot = st.empty(), st.empty()

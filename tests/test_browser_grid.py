@@ -1,11 +1,12 @@
-"""The Images grid in Chromium at 1600 px (issue 18): 8 methods x 3 targets and every image method x 3 targets.
+"""The Images grid in Chromium at 1600 px (issue 18): 8 methods x 3 targets and every image method x 3 targets,
+then the Presentation view of every method (reached through the navigation, from the same session's maps).
 
 Checked from the page itself: no two titles' (annotations') boxes overlap, nor a title and a colour
 bar; every map's box is at least 200 px wide; no exception or traceback. Display changes (the
 opacity slider and the scale / colour dropdowns above the grid) are timed in the page, from the
 pointer press to the frame after Plotly's restyle / relayout event, and reported with the load
-average in test-artifacts/latency.json (not asserted as a hard limit). Screenshots: the 8-method
-grid and the every-method grid, full height.
+average in test-artifacts/latency.json (not asserted as a hard limit), with the heatmaps' payload.
+Screenshots: the 8-method grid, the every-method grid and the every-method Presentation view, full height.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.conftest import ARTIFACTS
 pytestmark = pytest.mark.browser
 
 GRID = "[class*='st-key-img_grid'] .js-plotly-plot"
+PRESENT_MAP = "[class*='st-key-present_map_'] .js-plotly-plot"
 BUSY = "[class*='st-key-img_grid_busy']"
 SETTLED = ("() => !document.querySelector('[data-stale=\"true\"]')"
            " && !document.querySelector('[data-testid=\"stStatusWidget\"] button')")
@@ -41,6 +43,8 @@ BOXES = """(sel) => {
     maps: [...gd.querySelectorAll('.nsewdrag')].map(rect),
     bars: [...gd.querySelectorAll('.colorbar')].map(rect),
     heatmaps: gd.data.filter(t => t.type === 'heatmap').length,
+    rows: gd.data.filter(t => t.type === 'heatmap').map(t => [t.hovertemplate.split(' · ').pop().split('<')[0],
+      t.z.shape ? parseInt(String(t.z.shape)) : t.z.length]),
   };
 }"""
 TIMER = """(sel) => {
@@ -121,6 +125,31 @@ def check_layout(page, expected_maps: int) -> dict:
     return found
 
 
+def presentation(page, drawn_per_target: int, methods: int) -> None:
+    """The Presentation view of the same session: the maps the grid drew for the predicted class (from the
+    session cache, with the Images page's layer and options), each under its method's heading; the methods
+    that cannot run named in one line instead of empty cells; plain colour bars, maps >= 400 px wide, no
+    traceback; a full-height screenshot."""
+    page.get_by_role("link", name="Presentation").click()
+    page.get_by_text("The model says").wait_for()
+    page.wait_for_function("() => !document.body.innerText.includes('computing…') && document.querySelectorAll("
+                           f"\"{PRESENT_MAP}\").length >= {drawn_per_target}", timeout=300_000)
+    page.wait_for_function(SETTLED)
+    main = page.locator("[data-testid='stMain']")
+    assert main.locator("h4").count() == drawn_per_target
+    if drawn_per_target < methods:
+        assert main.get_by_text("Not shown (they cannot run on this model or layer)").count() == 1
+    boxes = [page.locator(PRESENT_MAP).nth(k).bounding_box() for k in range(drawn_per_target)]
+    assert page.locator(PRESENT_MAP).count() == drawn_per_target and min(b["width"] for b in boxes) >= 400
+    text = main.inner_text()
+    assert "Traceback" not in text and page.locator("[data-testid='stException']").count() == 0
+    assert "own scale" not in text and "p99.5" not in text  # no jargon on the colour bars
+    height = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollHeight")
+    page.set_viewport_size({"width": 1600, "height": min(height + 50, 16000)})
+    page.screenshot(path=str(ARTIFACTS / "present-every-method.png"))
+    page.set_viewport_size({"width": 1600, "height": 1000})
+
+
 def tall_screenshot(page, name: str) -> None:
     plot = page.locator(GRID)
     height = int(plot.bounding_box()["height"]) + 200
@@ -171,7 +200,11 @@ def test_eight_methods_three_targets_display_changes_redraw_in_the_browser(page,
     three_targets(page)
     finished(page)
     computed = time.perf_counter() - started
-    check_layout(page, 24)
+    found = check_layout(page, 24)
+    rows = {}  # layer maps at half resolution (figures.grid.display_map), pixel maps in full
+    for method, side in found["rows"]:
+        rows.setdefault(method, set()).add(side)
+    assert rows["Grad-CAM"] == rows["Smooth Grad-CAM++"] == {112} and rows["Saliency"] == rows["SmoothGrad"] == {224}
     runs_before = page.get_by_text(re.compile(r"Explainer runs in this session: \d+")).inner_text()
     times = timed_changes(page)
     page.wait_for_function(SETTLED)
@@ -202,6 +235,7 @@ def test_every_image_method_for_three_targets_is_laid_out_readably(page, app_url
     every = len(explainers.methods("image"))
     found = check_layout(page, 3 * every)
     tall_screenshot(page, "grid-every-method-3-targets.png")
+    presentation(page, found["heatmaps"] // 3, every)
     merge_latency({"every image method: choosing two more targets -> every map drawn (s)": round(computed, 1),
                    "every image method: maps / drawn / failed in their cell": [
                        3 * every, found["heatmaps"], sum("failed" in t for t, _ in found["notes"])],
