@@ -15,6 +15,7 @@ from figures.grid import display_map
 from figures.image import map_grid, overlay_figure, photo_figure, topk_bar
 from figures.scales import SEQUENTIAL, Scale, grid_presets
 from figures.style import PLOT_CONFIG
+from ui import widgets
 from ui.evaluation_results import score_caption
 from ui.guard import panel
 from ui.image_inputs import choose_input
@@ -61,13 +62,14 @@ def choose_targets(labels: list[str], probs: np.ndarray, context: tuple) -> list
     order = [int(i) for i in np.argsort(probs)[::-1]]
     if st.session_state.get("img_targets_for") != context:
         st.session_state["img_targets_for"] = context
-        st.session_state["img_targets"] = order[:1]
+        widgets.write("img_targets", order[:1])
     chosen = st.multiselect(
         "Target classes (one row each; type to search all classes)",
         order,
         format_func=lambda i: f"{labels[i]} ({probs[i]:.1%})",
         max_selections=MAX_TARGETS,
         key="img_targets",
+        **widgets.kept("img_targets", order[:1], order, many=True),
     )
     return chosen or order[:1]
 
@@ -94,14 +96,14 @@ def choose_layer(model) -> str:
     if st.session_state.get("img_layer") not in names:
         # set, not popped: a value written through Session State is sent to the browser, which otherwise
         # keeps showing the previous model's layer label under the same widget key
-        st.session_state["img_layer"] = auto if auto in names else names[-1]
+        widgets.write("img_layer", auto if auto in names else names[-1])
 
     def describe(name: str) -> str:
         shown = infos[name].describe() if is_block(name) else "    › " + infos[name].describe()
         return f"{shown}{'  - automatic' if name == auto else ''}"
 
     layer = st.selectbox(f"Target layer (CAM family; {len(names)} of {len(model.layers())} modules listed)", names,
-                         format_func=describe, key="img_layer")
+                         format_func=describe, key="img_layer", **widgets.kept("img_layer", auto, names))
     cells = infos[layer].grid.height * infos[layer].grid.width
     if cells == 1:
         st.warning("This layer's output is 1x1: its map cannot show where anything is.")
@@ -319,10 +321,10 @@ def run() -> None:
 
     targets = choose_targets(model.labels, probs, context)
     picker, every = st.columns([6, 1], vertical_alignment="bottom")
-    every.button("All methods", key="img_all_methods", on_click=lambda: st.session_state.update(img_methods=image_methods()),
+    every.button("All methods", key="img_all_methods", on_click=lambda: widgets.write("img_methods", image_methods()),
                  help="Select every image method of the registry (the slow ones say how long they will take).")
-    st.session_state.setdefault("img_methods", default_methods())
-    variants = picker.multiselect("Methods (one map each)", image_methods(), format_func=label, key="img_methods")
+    variants = picker.multiselect("Methods (one map each)", image_methods(), format_func=label, key="img_methods",
+                                  **widgets.kept("img_methods", default_methods(), image_methods(), many=True))
     with panel("Layers"):
         layer = choose_layer(model)
     options = method_options(model)

@@ -100,8 +100,6 @@ def choose_methods(page, key: str, wanted: list[str]) -> None:
         page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
 
 
-@pytest.mark.xfail(strict=False, reason="known bug (issue 21 left open): after switching to a Hugging Face ViT directory "
-                   "the layer box can keep showing the bundled model's layer label (timed out at load ~1); the maps use the right layer")
 def test_images_page_on_a_hugging_face_vit_directory(page, app_url, user_models):
     hf, _ = user_models
     page.goto(app_url)
@@ -117,8 +115,6 @@ def test_images_page_on_a_hugging_face_vit_directory(page, app_url, user_models)
     page.screenshot(path=str(ARTIFACTS / "vit-images-hf.png"), full_page=True)
 
 
-@pytest.mark.xfail(strict=False, reason="known bug (issue 21 left open): after switching from the bundled model to a "
-                   "ViT checkpoint the layer box can still show the bundled model's layer label; the maps use the right layer")
 def test_images_page_on_a_torchvision_vit_checkpoint(page, app_url, user_models):
     with screenshot_on_failure(page, "vit-images-checkpoint"):
         images_on_checkpoint(page, app_url, user_models[1])

@@ -22,6 +22,7 @@ import streamlit as st
 import models
 from explainers.errors import ExplainerError
 from jobs.output import Job, JobError, input_hw, open_job
+from ui import widgets
 
 if TYPE_CHECKING:
     from ui.image_inputs import ImageInput
@@ -165,7 +166,8 @@ def _photo(job: Job, row: pd.Series) -> bytes:
 
 
 def _open_on_images_page(state: dict[str, Any]) -> None:
-    st.session_state.update(state)
+    for key, value in state.items():
+        widgets.write(key, value)
     from streamlit.errors import StreamlitAPIException
 
     from pages import images
