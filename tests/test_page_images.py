@@ -109,6 +109,27 @@ def test_ig_shows_progress_facts_and_delta(at):
     assert "delta ok" in facts[0] and "16 steps" not in facts[0]
 
 
+def test_noisy_methods_share_their_noisy_passes_on_the_page(at):
+    """SmoothGrad, VarGrad and Smooth Grad-CAM++ together: one explainer call for the three (one
+    layer pass + the noisy copies' passes, as many as SmoothGrad alone makes), not three."""
+    at.slider(key="img_sg_samples").set_value(6)
+    at.multiselect(key="img_methods").set_value(["grad_cam"]).run()
+    runs = at.session_state["explainer_runs"]
+    with ForwardCounter() as together:
+        at.multiselect(key="img_methods").set_value(["grad_cam", "smoothgrad", "vargrad", "smooth_grad_cam_plus_plus"]).run()
+    assert no_exceptions(at)
+    assert at.session_state["explainer_runs"] == runs + 1
+    assert len(heatmaps(grid(at))) == 4 and not [e for e in at.error]
+    at.number_input(key="img_seed").set_value(1)
+    at.multiselect(key="img_methods").set_value(["grad_cam"]).run()
+    with ForwardCounter() as alone:
+        at.multiselect(key="img_methods").set_value(["grad_cam", "smoothgrad"]).run()
+    assert together.calls == alone.calls + 1  # + the layer pass Smooth Grad-CAM++ reads its activations from
+    at.number_input(key="img_seed").set_value(0)
+    at.slider(key="img_sg_samples").set_value(25)
+    at.multiselect(key="img_methods").set_value(["cam", "grad_cam", "grad_cam_plus_plus", "saliency"]).run()
+
+
 def test_one_by_one_layer_gets_a_hint(at):
     at.selectbox(key="img_layer").select("_avg_pooling").run()
     assert no_exceptions(at)

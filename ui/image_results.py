@@ -2,7 +2,9 @@
 
 Results live in ``st.session_state`` so a display change (opacity, colours, layout) reruns no
 model pass. The methods that read the shared layer pass (their records say so) come from one
-``explainers.explain_many`` call for every target; the slow ones run one at a time with a progress bar.
+``explainers.explain_many`` call for every target; noisy methods asked for with the same noise
+(SmoothGrad, VarGrad, Smooth Grad-CAM++) share one set of noisy passes per target; the other slow
+ones run one at a time with a progress bar.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 import explainers
 from evaluation.faithfulness import FaithfulnessScore
+from explainers.api import NOISE_OPTIONS
 from explainers.errors import ExplainerError
 from figures.scales import MapKind
 from ui.evaluation_results import score_image_maps
@@ -176,9 +179,14 @@ def compute_maps(
             for target, attribution in zip(targets, attributions):
                 out[variant, target] = _to_result(variant, attribution, seconds)
 
+    groups = noisy_groups(list(dict.fromkeys(t[0] for t in todo)), options)
     for variant, target, key in todo:
+        if variant in groups and (variant, target) not in out:
+            out.update(_noisy_together(shared, x, groups[variant], target, layer, options, progress))
         if (variant, target) in out:
             store[key] = out[variant, target]
+            if on_result is not None and variant in groups:
+                on_result(out[variant, target])
             continue
         chosen = dict(options.get(variant, {}))
         record = explainers.method(variant)
@@ -196,6 +204,43 @@ def compute_maps(
         if on_result is not None:
             on_result(out[variant, target])
     return out
+
+
+def noisy_groups(variants: Sequence[str], options: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Each noisy variant that can share its noisy passes, mapped to its group: two or more noisy
+    methods in float32 whose options agree on every name they share (so one set of options serves all)."""
+    by_noise: dict[tuple, list[str]] = {}
+    for v in variants:
+        opts = options.get(v, {})
+        if explainers.method(v).noisy and opts.get("precision", "float32") == "float32":
+            by_noise.setdefault(tuple(sorted((k, opts[k]) for k in NOISE_OPTIONS if k in opts)), []).append(v)
+    groups = {}
+    for group in by_noise.values():
+        merged: dict[str, Any] = {}
+        agree = all(merged.setdefault(k, val) == val for v in group for k, val in options.get(v, {}).items())
+        if len(group) > 1 and agree:
+            groups.update(dict.fromkeys(group, tuple(group)))
+    return groups
+
+
+def _noisy_together(shared: Shared, x: torch.Tensor, group: tuple[str, ...], target: int, layer: str,
+                    options: dict[str, dict[str, Any]], progress: Callable[[str, int, int, int], None] | None,
+                    ) -> dict[tuple[str, int], MapResult]:
+    """``group``'s maps for ``target`` from one set of noisy passes (``explainers.explain_many``);
+    empty when it refuses (each method then runs alone and says why)."""
+    chosen = {k: val for v in group for k, val in options.get(v, {}).items()}
+    if progress is not None:
+        label = " + ".join(explainers.method(v).label for v in group)
+        chosen["progress"] = lambda done, total: progress(label, target, done, total)
+    started = time.perf_counter()
+    _count_run()
+    try:
+        with shared.lock:
+            many = explainers.explain_many(shared.model.net, x, list(group), [target], layer, **chosen)
+    except ExplainerError:
+        return {}
+    seconds = (time.perf_counter() - started) / len(group)
+    return {(v, target): _to_result(v, many[v][0], seconds) for v in group}
 
 
 def cached_predictions(shared: Shared, x: torch.Tensor, context: tuple) -> np.ndarray:
