@@ -311,7 +311,7 @@ def score_maps(
             keep = keep_masks(ranks, valid, rows, start, stop).view(-1, 1, height, width).to(x.dtype)
             base = substrates[rows[2][start:stop]]
             return forward(base + keep * (x - base))
-        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress)
+        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress, device=x.device)
 
     tensor_key = lambda v: ("tensor", tuple(v.flatten()[:8].tolist())) if isinstance(v, torch.Tensor) else v  # noqa: E731
     key = (target, steps, tensor_key(replacement), tensor_key(insertion_start), blur_sigma, str(black), score,
@@ -371,7 +371,7 @@ def score_tokens(
             keep = keep_masks(ranks, valid, rows, start, stop).to(ids.device)
             output = forward(**(prepared.batch(stop - start) | {"input_ids": torch.where(keep, ids, token)}))
             return getattr(output, "logits", output)
-        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress)
+        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress, device=ids.device)
 
     generator = torch.Generator().manual_seed(seed)
     key = (target, steps, replacement, score, random_maps, seed)

@@ -200,7 +200,7 @@ def road_scores(
                 progress(done[0], len(jobs))
         return forward(torch.stack(rows))
 
-    logits = forward_in_chunks(run, len(jobs) + 1, row_bytes, memory_mb)
+    logits = forward_in_chunks(run, len(jobs) + 1, row_bytes, memory_mb, device=x.device)
     chosen = resolve_targets(logits[:1], target)
     values = target_scores(logits, chosen.expand(len(logits)), score).double().numpy()
     change = np.full((len(every), 2, len(percentiles)), np.nan)

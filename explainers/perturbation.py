@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from explainers.engine import bytes_per_row, forward_in_chunks, no_grad_forward, predict
+from explainers.engine import bytes_per_row, device_of, forward_in_chunks, no_grad_forward, predict
 from explainers.errors import ExplainerError
 from explainers.folded import gradient_net, to_layout
 from explainers.gradients import BASELINES, make_baseline
@@ -98,7 +98,8 @@ def image_scores(model: nn.Module, make: MakeRows, rows: int, target: int, optio
         return scores
 
     row = bytes_per_row(net, key, lambda: net(to_layout(net, model, make(0, 1))))
-    return forward_in_chunks(run, rows, row, options["memory_mb"], progress, options.get("batch_size"))
+    return forward_in_chunks(run, rows, row, options["memory_mb"], progress, options.get("batch_size"),
+                             device_of(model))
 
 
 def fill_of(x: torch.Tensor, options: dict[str, Any], seed: int | None) -> torch.Tensor:
@@ -215,7 +216,7 @@ def text_scores(model: nn.Module, tokenizer, prepared, units: Sequence[Sequence[
 
     row = bytes_per_row(model, key, lambda: forward(text_copies(tokenizer, prepared, units, keep[:1], options["baseline"])))
     return forward_in_chunks(run, keep.shape[0], row, options["memory_mb"], options.get("progress"),
-                             options.get("batch_size"))
+                             options.get("batch_size"), device_of(model))
 
 
 def spread_over_tokens(values: np.ndarray | torch.Tensor, units: Sequence[Sequence[int]], length: int) -> torch.Tensor:

@@ -71,7 +71,7 @@ def ablated_scores(p: LayerMaps, item: int) -> torch.Tensor:
 
     with preserved_state(p.model), torch.no_grad(), hooks(p.model, forward=[(module, replace)]):
         row = bytes_per_row(p.model, ("ablation_cam", p.layer, tuple(p.x.shape[1:])), lambda: forward(a[None].clone()))
-        return forward_in_chunks(run, channels, row, p.options["memory_mb"], progress, p.options["batch_size"])
+        return forward_in_chunks(run, channels, row, p.options["memory_mb"], progress, p.options["batch_size"], p.x.device)
 
 
 @register

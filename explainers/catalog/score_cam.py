@@ -23,18 +23,11 @@ def check_batch_size(value: Any) -> None:
 
 BATCH_SIZE = Option(None, check_batch_size, "forwards per chunk; None sizes chunks to memory_mb")
 
-CPU_CHUNK_MB = 64.0
-"""On a CPU, no-grad chunks are also kept within this budget (the engine's estimate, 4 x a row's
-largest activation): past it a chunk's activations fall out of the cache and every row gets slower.
-Folded resnet50 on 2 cores: 16-22 ms a row at 64 rows of 64x64 against 23-37 ms at 128-512 rows
-(1,024 rows fit memory_mb's default); 61 ms at 32 rows of 96x96, 73 ms at 128; 350 ms at 4-16 rows
-of 224x224, 430 ms at 32 (bench/results/cam-new.md)."""
-
 
 def layer_forwards(p: LayerMaps, item: int, rows: int, make, key: str) -> torch.Tensor:
     """Target logits of ``make(start, stop)`` (a batch of model inputs for x[item]) over ``rows`` rows,
     in no-grad chunks of the network's folded copy (sized to ``memory_mb``, on a CPU at most
-    :data:`CPU_CHUNK_MB`; or exactly ``batch_size``)."""
+    :data:`explainers.engine.CPU_CHUNK_MB`; or exactly ``batch_size``)."""
     net = gradient_net(p.model)
     call = no_grad_forward(net)
     target = p.targets[item : item + 1]
@@ -48,10 +41,7 @@ def layer_forwards(p: LayerMaps, item: int, rows: int, make, key: str) -> torch.
             p.options["progress"](item * total + stop, p.x.shape[0] * total)
 
     row = bytes_per_row(net, (key, tuple(p.x.shape[1:])), lambda: net(to_layout(net, p.model, make(0, 1))))
-    budget = p.options["memory_mb"]
-    if p.x.device.type == "cpu":
-        budget = min(budget, CPU_CHUNK_MB)
-    return forward_in_chunks(run, rows, row, budget, progress, p.options["batch_size"])
+    return forward_in_chunks(run, rows, row, p.options["memory_mb"], progress, p.options["batch_size"], p.x.device)
 
 
 @register
