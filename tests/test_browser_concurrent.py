@@ -7,6 +7,7 @@ import pytest
 
 import explainers
 import models
+from figures.grid import display_map
 from tests.apptest_util import plotly_array
 from tests.conftest import ARTIFACTS
 from tests.test_browser_shell import select_option
@@ -28,7 +29,8 @@ READ_MAP = (
 def reference_map(sample: str) -> np.ndarray:
     model = models.load_image_model()
     x = model.to_tensor(model.resize(models.load_sample(sample)))
-    return explainers.explain(model.net, x, "grad_cam", layer=model.default_layer).maps[0].numpy()
+    found = explainers.explain(model.net, x, "grad_cam", layer=model.default_layer)
+    return display_map(found.maps[0].numpy(), found.raw[0].numpy())  # as the grid draws it (a layer map: 112 px)
 
 
 def assert_shows(page, expected: np.ndarray, timeout_s: float = 240) -> None:
