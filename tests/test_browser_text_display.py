@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 
 import pytest
 from PIL import Image
@@ -50,6 +51,16 @@ class ScriptRuns:
                 self.ends.append(ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished))
 
 
+    def wait_whole_run(self, page, start: int, timeout_s: float = 600) -> None:
+        """Wait until a whole-page run that began after ``start`` messages has ended: the page drawing its figure
+        and losing its stale marks is not enough, since the script may still be running (a race seen in CI)."""
+        deadline = time.monotonic() + timeout_s
+        while "FINISHED_SUCCESSFULLY" not in self.ends[start:]:
+            assert time.monotonic() < deadline, f"no whole-page run ended in {timeout_s} s: {self.ends[start:]}"
+            page.wait_for_timeout(100)
+        page.wait_for_function(SETTLED, timeout=600_000)
+
+
 def timed_clicks(page, plot: str, labels: list[str]) -> list[float]:
     """Click each label in turn; ms from its pointer press to the first frame where ``plot`` shows a new state."""
     times = []
@@ -78,10 +89,11 @@ def test_display_options_redraw_only_their_figure(page, app_url):
     page.wait_for_function(SETTLED, timeout=600_000)
     box = page.get_by_label("Text to explain")
     box.fill(MIXED)
+    start = len(runs.ends)
     box.press("Control+Enter")
     page.wait_for_function("() => { const p = document.querySelector(\"" + HEATMAPS + "\");"
                            " return p && p.data && p.data.some(t => (t.text || []).includes('酒店')); }", timeout=600_000)
-    page.wait_for_function(SETTLED, timeout=600_000)
+    runs.wait_whole_run(page, start)
     tokens = page.evaluate(f"() => document.querySelector(\"{HEATMAPS}\").data.filter(t => (t.yaxis || 'y') === 'y')"
                            ".reduce((n, t) => n + t.text.length, 0)")
     assert tokens >= 70, tokens
@@ -96,9 +108,10 @@ def test_display_options_redraw_only_their_figure(page, app_url):
     png = save_png(page, "Heatmaps as PNG", "text-70-tokens-download.png")
     assert png.format == "PNG" and png.width > 400
 
+    start = len(runs.ends)
     page.get_by_role("link", name="BERT layers").click()
     page.locator(LAYERS).wait_for(timeout=600_000)
-    page.wait_for_function(SETTLED, timeout=600_000)
+    runs.wait_whole_run(page, start)
     page.evaluate(PRESSES)
     before = len(runs.ends)
     layers = timed_clicks(page, LAYERS, ["One scale for all", "Each row to its own peak"] * 2 + ["One scale for all"])
