@@ -39,7 +39,7 @@ def applicable(model: torch.nn.Module, x: torch.Tensor) -> list[str]:
     """The image methods (controls excluded) that run on this model; others are left out."""
     names = []
     for record in explainers.methods("image"):
-        if record.family == "control":
+        if record.family == "control" or not record.supports_image_model(model):
             continue
         if record.slow:  # many passes each; a slow method that does not fit fails in the run and says so
             names.append(record.name)
@@ -77,7 +77,8 @@ def markdown(rows: list[dict], header: str) -> str:
                 cells.append("n/a")
                 continue
             word = "pass" if metric == "sanity" else "beat random"
-            cells.append(f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f} ({good}/{given} {word})")
+            counts = f"{good}/{given} {word}" if given else "no verdict"
+            cells.append(f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f} ({counts})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "## Every sample", "", "| sample | class (p) | method | " + " | ".join(t for _, t in METRICS) + " |",
               "|---|---|---|" + "---:|" * len(METRICS)]

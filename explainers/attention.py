@@ -50,6 +50,17 @@ def _explicit_attention(module: nn.MultiheadAttention, query, key, value) -> tup
     return module.out_proj(out), probs
 
 
+def has_class_token_attention(model: nn.Module) -> bool:
+    """Whether ``model`` looks like a ViT-style classifier: a class-token parameter (torchvision's
+    ``class_token``, Hugging Face's ``cls_token``) beside self-attention modules. A structural
+    check for menus, so that attention maps are not offered for CNNs or Swin; the methods
+    themselves still check what the forward returns (:data:`NOT_VIT`)."""
+    token = any(name.rsplit(".", 1)[-1] in ("class_token", "cls_token") for name, _ in model.named_parameters())
+    attention = any(isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith("Attention")
+                    for m in model.modules())
+    return token and attention
+
+
 def attention_probabilities(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits and every self-attention layer's probabilities (B, heads, T, T), first layer first,
     from one forward with autograd on (call inside :func:`preserved_state`)."""

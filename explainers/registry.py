@@ -83,6 +83,17 @@ class Method:
         """Whether this text method applies to ``model`` (e.g. attention needs a transformer)."""
         return "text" in self.kinds
 
+    def supports_image_model(self, model: Any) -> bool:
+        """Whether this image method applies to ``model``: the attention family needs a ViT's
+        class-token attention (:func:`explainers.attention.has_class_token_attention`)."""
+        if "image" not in self.kinds:
+            return False
+        if self.family != "attention":
+            return True
+        from explainers.attention import has_class_token_attention
+
+        return has_class_token_attention(model)
+
     def option_table(self, kind: str = "image") -> OptionTable:
         """The options this method takes for inputs of ``kind``."""
         if kind not in self.kinds:

@@ -24,7 +24,7 @@ from figures.image import map_grid
 from ui import evaluation_results as results
 from ui.guard import panel
 from ui.image_inputs import choose_model
-from ui.methods import default_methods, label
+from ui.methods import default_methods, image_methods, label, not_offered
 
 FILLS = {"zero": "Grey / mean colour (zero tensor)", "blur": "Blurred photo"}
 WHAT = {"maps": "maps", "faithfulness": "deletion / insertion scores", "road": "ROAD scores",
@@ -40,9 +40,10 @@ def name_of(name: str) -> str:
     return name.removeprefix("control: ").capitalize() + " (control)" if name in results.CONTROLS else label(name)
 
 
-def methods_for_page() -> list[str]:
-    """The registry's image methods, without its control records (the page draws its own controls)."""
-    return [m.name for m in explainers.methods("image") if m.family != "control"]
+def methods_for_page(net) -> list[str]:
+    """The registry's image methods that apply to ``net``, without its control records (the page draws its own
+    controls)."""
+    return [m for m in image_methods(net) if explainers.method(m).family != "control"]
 
 
 def choose() -> tuple:
@@ -58,8 +59,10 @@ def choose() -> tuple:
     top = [int(i) for i in np.argsort(probs)[::-1][:5]]
     target = right.selectbox("Class to explain", top, format_func=lambda i: f"{model.labels[i]} ({probs[i]:.1%})",
                              key="ev_target")
-    methods = st.multiselect("Methods", methods_for_page(), default=default_methods(), format_func=label,
+    methods = st.multiselect("Methods", methods_for_page(model.net), default=default_methods(), format_func=label,
                              key="ev_methods")
+    if note := not_offered(model.net):
+        st.caption(note)
     metrics = st.pills("Measure", list(results.METRICS), default=["faithfulness", "sanity"], selection_mode="multi",
                        format_func=results.METRICS.get, key="ev_metrics") or []
     with st.sidebar.expander("Deletion / insertion / ROAD", expanded=True):

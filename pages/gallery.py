@@ -16,7 +16,7 @@ from ui.gallery_results import Item, disagreement, gallery_maps
 from ui.guard import panel
 from ui.image_inputs import choose_model
 from ui.image_results import cached_predictions, map_kinds
-from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, page_options
+from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, not_offered, page_options
 from ui.report_button import export_report_button, image_report_section
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "zip"]
@@ -83,8 +83,10 @@ def run() -> None:
         items = choose_images(model)
     if not items:
         return
-    variants = st.multiselect("Methods (one column each)", image_methods(), default=default_methods(),
+    variants = st.multiselect("Methods (one column each)", image_methods(model.net), default=default_methods(),
                               format_func=label, key="gal_methods")
+    if note := not_offered(model.net):
+        st.caption(note)
     batch = st.sidebar.slider("Batch size", 1, 16, 8, key="gal_batch")
     columns = st.sidebar.slider("Maps per line", 1, 8, 4, key="gal_columns",
                                 help="Maps keep their size; more methods wrap onto more lines. Opacity, colours and "

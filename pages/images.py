@@ -38,6 +38,7 @@ from ui.methods import (
     fast_mode_note,
     image_methods,
     label,
+    not_offered,
     page_options,
 )
 from ui.report_button import export_report_button, image_report_section
@@ -321,10 +322,14 @@ def run() -> None:
 
     targets = choose_targets(model.labels, probs, context)
     picker, every = st.columns([6, 1], vertical_alignment="bottom")
-    every.button("All methods", key="img_all_methods", on_click=lambda: widgets.write("img_methods", image_methods()),
-                 help="Select every image method of the registry (the slow ones say how long they will take).")
-    variants = picker.multiselect("Methods (one map each)", image_methods(), format_func=label, key="img_methods",
-                                  **widgets.kept("img_methods", default_methods(), image_methods(), many=True))
+    offered = image_methods(model.net)
+    every.button("All methods", key="img_all_methods", on_click=lambda: widgets.write("img_methods", offered),
+                 help="Select every image method that applies to this model (the slow ones say how long they will "
+                      "take).")
+    variants = picker.multiselect("Methods (one map each)", offered, format_func=label, key="img_methods",
+                                  **widgets.kept("img_methods", default_methods(), offered, many=True))
+    if note := not_offered(model.net):
+        st.caption(note)
     with panel("Layers"):
         layer = choose_layer(model)
     options = method_options(model)

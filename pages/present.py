@@ -18,6 +18,7 @@ from figures.image import overlay_figure, photo_figure
 from figures.scales import MapKind, grid_presets
 from figures.style import PLOT_CONFIG
 from reports import Section
+from ui import widgets
 from ui.image_inputs import choose_input
 from ui.image_results import LAST_IMAGES, MapResult, compute_maps, map_kinds
 from ui.methods import PAGE_DEFAULTS, default_methods, image_methods, label, page_options
@@ -60,9 +61,10 @@ def run() -> None:
     model, rgb, probs = chosen.shared.model, chosen.rgb, chosen.probs
     order = [int(i) for i in np.argsort(probs)[::-1]]
     with st.sidebar:
-        st.session_state.setdefault("present_methods", [v for v in last.get("methods", default_methods())
-                                                         if v in image_methods()])
-        variants = st.multiselect("Methods", image_methods(), format_func=label, key="present_methods")
+        offered = image_methods(model.net)
+        variants = st.multiselect("Methods", offered, format_func=label, key="present_methods",
+                                  **widgets.kept("present_methods", last.get("methods", default_methods()), offered,
+                                                 many=True))
         target = st.selectbox("Class to explain", order[:5], format_func=lambda i: f"{model.labels[i]} ({probs[i]:.1%})",
                               key="present_target")
     name = chosen.key.split(":", 1)[-1]

@@ -60,6 +60,15 @@ def test_default_grid_has_one_map_per_method(at):
     assert any("layer `_head_act`" in f for f in facts)
 
 
+def test_methods_that_cannot_read_the_model_are_not_offered(at):
+    """The bundled CNN has no class-token attention: the attention maps are left out of the methods box
+    (and of "All methods"), and a caption names them and says why."""
+    offered = at.multiselect(key="img_methods").options
+    assert "Grad-CAM" in offered and not any("rollout" in o.lower() or "attention" in o.lower() for o in offered), offered
+    note = [c.value for c in at.caption if c.value.startswith("Not offered for this model")]
+    assert len(note) == 1 and "Attention rollout" in note[0] and "vision transformer" in note[0], note
+
+
 def test_display_controls_act_in_the_browser_and_a_layout_change_runs_no_model_pass(at):
     spec = grid(at)
     layout, maps = spec["layout"], heatmaps(spec)

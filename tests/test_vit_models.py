@@ -313,3 +313,28 @@ def test_attention_maps_ask_for_eager_attention_when_sdpa_returns_none() -> None
     model.config._attn_implementation = "sdpa"
     with pytest.raises(ExplainerError, match='attn_implementation="eager"'):
         explainers.explain(Logits(model), sample_batch(5, (1, 3, VIT_SIZE, VIT_SIZE)), "attention_rollout")
+
+
+
+@pytest.mark.parametrize("build, offered", [
+    (lambda: torchvision.models.resnet18(num_classes=CLASSES), False), (tiny_swin, False), (tiny_vit, True),
+    (lambda: Logits(tiny_hf_vit()), True)], ids=["resnet18", "swin", "vit", "hf-vit"])
+def test_attention_maps_are_offered_exactly_where_they_run(build, offered):
+    """The menus' structural check (Method.supports_image_model) agrees with running the method:
+    where it is offered it gives a map, where it is not the method itself refuses the model."""
+    from ui.methods import image_methods, not_offered
+
+    net = build().eval()
+    x = torch.rand(1, 3, VIT_SIZE, VIT_SIZE)
+    attention = [m.name for m in explainers.methods("image") if m.family == "attention"]
+    assert attention
+    for name in attention:
+        assert explainers.method(name).supports_image_model(net) is offered
+        if offered:
+            assert explainers.explain(net, x, name).maps.shape == (1, VIT_SIZE, VIT_SIZE)
+        else:
+            with pytest.raises(ExplainerError, match="vision transformer"):
+                explainers.explain(net, x, name)
+    assert (set(attention) <= set(image_methods(net))) is offered
+    assert "grad_cam" in image_methods(net)
+    assert (not_offered(net) is None) is offered

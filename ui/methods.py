@@ -27,8 +27,19 @@ def signed(name: str) -> bool:
     return explainers.method(name).signed
 
 
-def image_methods() -> list[str]:
-    return [m.name for m in explainers.methods("image")]
+def image_methods(net: torch.nn.Module | None = None) -> list[str]:
+    """The registry's image methods; with ``net``, only those that apply to it (no attention maps for a CNN)."""
+    return [m.name for m in explainers.methods("image") if net is None or m.supports_image_model(net)]
+
+
+def not_offered(net: torch.nn.Module) -> str | None:
+    """One sentence naming the image methods left out for ``net`` and why, or None when all apply."""
+    left = [m.label for m in explainers.methods("image") if not m.supports_image_model(net)]
+    if not left:
+        return None
+    names = ", ".join(left[:-1]) + f" and {left[-1]}" if len(left) > 1 else left[0]
+    return (f"Not offered for this model: {names}. They read a vision transformer's attention from its class token "
+            "to the image patches (ViT, DeiT, BEiT), and this model has no such attention.")
 
 
 def slow(name: str) -> bool:
