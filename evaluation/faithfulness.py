@@ -19,9 +19,10 @@ next maps. Each metric's verdict (:mod:`evaluation.verdict`) says whether the ma
 95% of the random maps, or why there is no verdict (a map that ranks nothing, a class with ~0
 probability, a map of evidence against the class).
 
-All curves of all maps and of the floors that are not given run together as batched no-grad
-forwards, chunked to a memory budget; the fully kept input and the two fully replaced inputs,
-shared by every curve, run once: one map at k = 20 costs 2 (k - 1) = 38 rows, plus 3.
+All curves of all maps run as one set of batched no-grad forwards, chunked to a memory budget,
+then those of the floors that are not given (so ``partial`` can hand the maps' curves to a page
+first); the fully kept input and the two fully replaced inputs, shared by every curve, run once:
+one map at k = 20 costs 2 (k - 1) = 38 rows, plus 3.
 """
 
 from __future__ import annotations
@@ -135,14 +136,16 @@ def step_counts(valid_units: int, steps: int) -> torch.Tensor:
     return torch.round(torch.arange(k + 1, dtype=torch.float64) * valid_units / k).long()
 
 
-def curve_rows(maps: int, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def curve_rows(maps: int, counts: torch.Tensor, shared: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rows as (map index, units moved, kind): the fully kept input, the fully deleted input, the
-    insertion start, then every map's deletion steps 1..k-1, then its insertion steps 1..k-1."""
+    insertion start (``shared``: these three, common to every curve), then every map's deletion
+    steps 1..k-1, then its insertion steps 1..k-1."""
     inner = counts[1:-1]
     k1 = len(inner)
-    index = torch.cat([torch.zeros(3, dtype=torch.long), torch.arange(maps).repeat_interleave(k1).repeat(2)])
-    moved = torch.cat([torch.stack([counts[0], counts[-1], counts[0]]), inner.repeat(2 * maps)])
-    kind = torch.cat([torch.tensor([DELETE, DELETE, INSERT]), torch.full((maps * k1,), DELETE),
+    first = 3 if shared else 0
+    index = torch.cat([torch.zeros(first, dtype=torch.long), torch.arange(maps).repeat_interleave(k1).repeat(2)])
+    moved = torch.cat([torch.stack([counts[0], counts[-1], counts[0]])[:first], inner.repeat(2 * maps)])
+    kind = torch.cat([torch.tensor([DELETE, DELETE, INSERT])[:first], torch.full((maps * k1,), DELETE),
                       torch.full((maps * k1,), INSERT)])
     return index, moved, kind
 
@@ -156,10 +159,11 @@ def keep_masks(ranks: torch.Tensor, valid: torch.Tensor, rows: tuple[torch.Tenso
     return torch.where((kind == DELETE)[:, None], ~top, top | ~valid)
 
 
-def split_curves(scores: torch.Tensor, maps: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of :func:`curve_rows`' rows -> deletion and insertion curves (M, k+1) each."""
-    full, deleted, start = scores[0], scores[1], scores[2]
-    inner = scores[3:].view(2, maps, steps - 1)
+def split_curves(shared: torch.Tensor, scores: torch.Tensor, maps: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The three shared rows' scores and the scores of :func:`curve_rows`' other rows -> deletion and
+    insertion curves (M, k+1) each."""
+    full, deleted, start = shared
+    inner = scores.view(2, maps, steps - 1)
     column = lambda value: value.expand(maps, 1)  # noqa: E731
     deletion = torch.cat([column(full), inner[0], column(deleted)], dim=1)
     insertion = torch.cat([column(start), inner[1], column(full)], dim=1)
@@ -199,6 +203,10 @@ def reusable(floors: Mapping[Grid, Floor] | None, key: tuple) -> dict[Grid, Floo
     return {g: f for g, f in (floors or {}).items() if f.key == key}
 
 
+Evaluate = Callable[[torch.Tensor, tuple[torch.Tensor, ...], Progress], torch.Tensor]
+"""``evaluate(ranks, rows, progress)``: the model's logits for :func:`curve_rows`' rows of maps ranked ``ranks``."""
+
+
 def _score_all(
     maps: Mapping[str, Any],
     heats: torch.Tensor,
@@ -207,46 +215,77 @@ def _score_all(
     noise: Callable[[Grid], torch.Tensor],
     valid: torch.Tensor,
     steps: int,
-    evaluate: Callable[[torch.Tensor, tuple[torch.Tensor, ...]], torch.Tensor],
+    evaluate: Evaluate,
     target: Any,
     score: str,
     key: tuple,
     substrates: tuple[str, str],
     evidence_against: Collection[str],
+    progress: Progress,
+    partial: Callable[[dict[str, FaithfulnessScore]], None] | None = None,
 ) -> dict[str, FaithfulnessScore]:
-    """The shared part: maps + the floors' random maps -> rows -> logits -> curves, AUCs, floors, verdicts."""
+    """The shared part: maps -> rows -> logits -> curves and AUCs; then the floors' random maps the
+    same way (``partial(scores)`` in between: the maps' curves, verdicts only where a floor was given);
+    floors and verdicts."""
     n_valid = int(valid.sum())
     if n_valid < 1:
         raise ExplainerError("Nothing to remove: the input has no units that may be replaced.")
     needed = [g for g in dict.fromkeys(grids.values()) if g not in given]
     drawn = [noise(g) for g in needed]
-    ranks = unit_ranks(torch.cat([heats, *drawn]), valid)
     counts = step_counts(n_valid, steps)
     k = len(counts) - 1
-    logits = evaluate(ranks, curve_rows(len(ranks), counts))
+    groups = [heats, *([torch.cat(drawn)] if drawn else [])]
+    total = 3 + 2 * (k - 1) * sum(len(g) for g in groups)  # rows
+    done = [0]
+
+    def run(ranked: torch.Tensor, shared: bool) -> torch.Tensor:
+        rows = curve_rows(len(ranked), counts, shared)
+        offset = done[0]
+        counted = None if progress is None else lambda d, _n: progress(offset + d, total)
+        out = evaluate(ranked, rows, counted)
+        done[0] += len(rows[0])
+        return out
+
+    logits = run(unit_ranks(heats, valid), True)
     chosen = resolve_targets(logits[:1], target)
-    scores = target_scores(logits, chosen.expand(logits.shape[0]), score)
     probability = float(torch.softmax(logits[:1].double(), dim=1)[0, chosen[0]])
-    deletion, insertion = split_curves(scores, len(ranks), k)
-    fractions = (counts.double() / n_valid).numpy()
+
+    def scores_of(found: torch.Tensor) -> torch.Tensor:
+        return target_scores(found, chosen.expand(found.shape[0]), score)
+
+    scored = scores_of(logits)
+    shared, fractions = scored[:3], (counts.double() / n_valid).numpy()
+
+    def results(floors: Mapping[Grid, Floor]) -> dict[str, FaithfulnessScore]:
+        out = {}
+        for i, name in enumerate(maps):
+            floor = floors.get(grids[name])
+            why = blocker(heats[i].numpy(), probability if score == "probability" else None, name in evidence_against)
+            verdicts = {} if floor is None and why is None else {
+                "deletion": no_verdict(DELETION, why) if why else against_floor(DELETION, del_auc[i], floor.deletion_auc),
+                "insertion": no_verdict(INSERTION, why) if why else against_floor(INSERTION, ins_auc[i], floor.insertion_auc),
+            }
+            out[name] = FaithfulnessScore(fractions, deletion[i], insertion[i], float(del_auc[i]), float(ins_auc[i]),
+                                          int(chosen[0]), score, probability, *substrates, floor, verdicts)
+        return out
+
+    deletion, insertion = split_curves(shared, scored[3:], len(heats), k)
     del_auc, ins_auc = auc(fractions, deletion), auc(fractions, insertion)
     floors = dict(given)
-    start = len(maps)
-    for grid, random in zip(needed, drawn):
-        part = slice(start, start + len(random))
-        floors[grid] = Floor(grid, key, fractions, deletion[part], insertion[part], del_auc[part], ins_auc[part])
-        start += len(random)
-    out = {}
-    for i, name in enumerate(maps):
-        floor = floors[grids[name]]
-        why = blocker(heats[i].numpy(), probability if score == "probability" else None, name in evidence_against)
-        verdicts = {
-            "deletion": no_verdict(DELETION, why) if why else against_floor(DELETION, del_auc[i], floor.deletion_auc),
-            "insertion": no_verdict(INSERTION, why) if why else against_floor(INSERTION, ins_auc[i], floor.insertion_auc),
-        }
-        out[name] = FaithfulnessScore(fractions, deletion[i], insertion[i], float(del_auc[i]), float(ins_auc[i]),
-                                      int(chosen[0]), score, probability, *substrates, floor, verdicts)
-    return out
+    if drawn:
+        if partial is not None:
+            partial(results(floors))
+        random = groups[1]
+        random_deletion, random_insertion = (
+            split_curves(shared, scores_of(run(unit_ranks(random, valid), False)), len(random), k) if len(random)
+            else (np.zeros((0, k + 1)), np.zeros((0, k + 1))))
+        start = 0
+        for grid, random in zip(needed, drawn):
+            part = slice(start, start + len(random))
+            d, i = random_deletion[part], random_insertion[part]
+            floors[grid] = Floor(grid, key, fractions, d, i, auc(fractions, d), auc(fractions, i))
+            start += len(random)
+    return results(floors)
 
 
 def substrate_name(replacement: Any, blur_sigma: float) -> str:
@@ -277,6 +316,7 @@ def score_maps(
     seed: int = 0,
     memory_mb: float = 1024.0,
     progress: Progress = None,
+    partial: Callable[[dict[str, FaithfulnessScore]], None] | None = None,
 ) -> dict[str, FaithfulnessScore]:
     """Deletion/insertion scores of each (H, W) map in ``maps`` for the image ``x`` (1, C, H, W).
 
@@ -287,7 +327,9 @@ def score_maps(
     map's own resolution for its floor (``(h, w)`` cells, or None = pixels, the default);
     ``floors``: floors from an earlier call (``result.floor``), reused when their settings match.
     ``evidence_against``: names of maps that show evidence against the class (no verdict).
-    ``progress(done, rows)`` after each chunk of rows.
+    ``progress(done, rows)`` after each chunk of rows. ``partial(scores)``: called when the maps'
+    own curves are done and the floors' are still to run (scores without a floor have no verdicts),
+    so a page can show the AUCs first.
     """
     check_input(model, x)
     if x.shape[0] != 1:
@@ -306,12 +348,12 @@ def score_maps(
     row_bytes = bytes_per_row(model, tuple(x.shape[1:]), lambda: model(x))
     valid = torch.ones(height * width, dtype=torch.bool)
 
-    def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...], counted: Progress) -> torch.Tensor:
         def run(start: int, stop: int) -> torch.Tensor:
             keep = keep_masks(ranks, valid, rows, start, stop).view(-1, 1, height, width).to(x.dtype)
             base = substrates[rows[2][start:stop]]
             return forward(base + keep * (x - base))
-        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress, device=x.device)
+        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, counted, device=x.device)
 
     tensor_key = lambda v: ("tensor", tuple(v.flatten()[:8].tolist())) if isinstance(v, torch.Tensor) else v  # noqa: E731
     key = (target, steps, tensor_key(replacement), tensor_key(insertion_start), blur_sigma, str(black), score,
@@ -319,7 +361,7 @@ def score_maps(
     names = (substrate_name(replacement, blur_sigma), substrate_name(insertion_start, blur_sigma))
     return _score_all(maps, heats, grids, reusable(floors, key),
                       lambda g: draw_random_maps(random_maps, (height, width), g, seed).reshape(random_maps, -1),
-                      valid, steps, evaluate, target, score, key, names, evidence_against)
+                      valid, steps, evaluate, target, score, key, names, evidence_against, progress, partial)
 
 
 def score_map(model: nn.Module, x: torch.Tensor, heat: Any, target: int | None = None, **options: Any) -> FaithfulnessScore:
@@ -366,16 +408,16 @@ def score_tokens(
     forward = no_grad_forward(model)
     row_bytes = bytes_per_row(model, ("tokens", length), lambda: model(**prepared.inputs))
 
-    def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...], counted: Progress) -> torch.Tensor:
         def run(start: int, stop: int) -> torch.Tensor:
             keep = keep_masks(ranks, valid, rows, start, stop).to(ids.device)
             output = forward(**(prepared.batch(stop - start) | {"input_ids": torch.where(keep, ids, token)}))
             return getattr(output, "logits", output)
-        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, progress, device=ids.device)
+        return forward_in_chunks(run, len(rows[0]), row_bytes, memory_mb, counted, device=ids.device)
 
     generator = torch.Generator().manual_seed(seed)
     key = (target, steps, replacement, score, random_maps, seed)
     words = f"the {replacement.upper()} token"
     return _score_all(scores, heats, dict.fromkeys(scores), reusable(floors, key),
                       lambda _g: torch.rand(random_maps, length, generator=generator, dtype=torch.float64),
-                      valid, steps, evaluate, target, score, key, (words, words), ())
+                      valid, steps, evaluate, target, score, key, (words, words), (), progress)

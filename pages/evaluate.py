@@ -82,11 +82,11 @@ def choose() -> tuple:
 def status(request: tuple) -> None:
     """The job's progress with counts (polled while it runs), or what is left to compute."""
     job = results.current_job()
-    if job is not None and st.session_state.get("ev_stages_seen", (None, 0)) != (id(job), job.stages_done):
-        fresh = st.session_state.get("ev_stages_seen", (None, 0))[0] == id(job)
-        st.session_state["ev_stages_seen"] = (id(job), job.stages_done)
-        if fresh and job.stages_done:
-            st.rerun()  # a stage has just finished: draw its results while the next one runs
+    if job is not None and st.session_state.get("ev_updates_seen", (None, 0)) != (id(job), job.updates):
+        fresh = st.session_state.get("ev_updates_seen", (None, 0))[0] == id(job)
+        st.session_state["ev_updates_seen"] = (id(job), job.updates)
+        if fresh and job.updates:
+            st.rerun()  # results have just arrived: draw them while the rest runs
     if job is not None and job.running:
         total = max(job.total, 1)
         stages = len(job.stages)
@@ -120,8 +120,12 @@ def compute_button(shared, x, context, target, methods, metrics, settings, todo:
         results.start(shared, x, context, target, methods, metrics, settings)
 
 
+WAITING = "waiting for the random maps"
+"""A verdict cell while the random floor it compares against is still being computed."""
+
+
 def verdict_cell(verdict: evaluation.Verdict | None) -> str:
-    return "" if verdict is None else verdict.outcome or "no verdict"
+    return WAITING if verdict is None else verdict.outcome or "no verdict"
 
 
 def scores_tab(context, target, methods, settings) -> None:
@@ -138,9 +142,10 @@ def scores_tab(context, target, methods, settings) -> None:
             continue
         rows.append({
             "map": name_of(m),
-            "deletion AUC": f.deletion_auc if f else None, "deletion": verdict_cell(f.verdicts["deletion"]) if f else "",
+            "deletion AUC": f.deletion_auc if f else None,
+            "deletion": verdict_cell(f.verdicts.get("deletion")) if f else "",
             "insertion AUC": f.insertion_auc if f else None,
-            "insertion": verdict_cell(f.verdicts["insertion"]) if f else "",
+            "insertion": verdict_cell(f.verdicts.get("insertion")) if f else "",
             "ROAD": r.combined if r else None, "ROAD verdict": verdict_cell(r.verdict) if r else "",
         })
     rows += floor_table(faith, road)
@@ -175,7 +180,7 @@ def scores_tab(context, target, methods, settings) -> None:
 def floor_table(faith: dict, road: dict) -> list[dict]:
     """One row per random floor: the median and the 5th-95th percentile range of its maps."""
     rows = []
-    floors = {s.floor.grid: s.floor for s in faith.values()}
+    floors = {s.floor.grid: s.floor for s in faith.values() if s.floor is not None}
     road_floors = {s.floor.grid: s.floor for s in road.values()}
     for grid in dict.fromkeys([*floors, *road_floors]):
         where = "pixels" if grid is None else f"{grid[0]}x{grid[1]} grid"
@@ -198,6 +203,8 @@ def curves_section(faith: dict, methods: list[str]) -> None:
         aucs = {name_of(m): getattr(s, f"{kind}_auc") for m, s in shown.items()}
         randoms = {}
         for s in shown.values():
+            if s.floor is None:  # still being computed
+                continue
             where = "pixels" if s.floor.grid is None else f"{s.floor.grid[0]}x{s.floor.grid[1]}"
             name = f"random, median ({where})"
             randoms[name] = np.median(getattr(s.floor, kind), axis=0)

@@ -151,7 +151,11 @@ def test_all_curves_run_as_few_batched_forwards_and_chunking_changes_nothing(lin
     counter = Counter(model)
     again = score_maps(model, x, maps, **options)
     rows = 3 + 2 * (10 - 1) * (2 + 3)
-    assert counter.batches == [rows]  # one forward for every image of every curve, floor included
+    # two forwards: every image of the maps' curves (the 3 shared images included), then the floor's
+    assert counter.batches == [3 + 2 * 9 * 2, 2 * 9 * 3]
+    counter.batches.clear()
+    reused = score_maps(model, x, maps, floors={None: again["a"].floor}, **options)
+    assert counter.batches == [3 + 2 * 9 * 2] and reused["a"].floor is again["a"].floor
     counter.batches.clear()
     small = score_maps(model, x, maps, memory_mb=1e-3, **options)
     assert sum(counter.batches) == rows and len(counter.batches) > 1
@@ -314,3 +318,24 @@ def test_ig_convergence_matches_the_explainer_and_shrinks():
         gap = float(a.extras["score"][0] - a.extras["baseline_score"][0])
         assert relative == pytest.approx(abs(delta) / abs(gap), rel=1e-4)
     assert abs(result.delta[-1]) < abs(result.delta[0])
+
+
+def test_partial_scores_come_before_the_floor_and_equal_the_final_curves(linear):
+    """``partial``: the maps' curves as soon as their rows have run (no floor yet, so no verdicts), the
+    same curves as the final result; progress counts every row of both forwards once, in order."""
+    model, x = linear
+    maps = {"a": torch.randn(6, 6), "b": torch.randn(6, 6)}
+    early, counts = [], []
+    final = score_maps(model, x, maps, target=0, steps=10, random_maps=3, score="logit", partial=early.append,
+                       progress=lambda done, total: counts.append((done, total)))
+    assert len(early) == 1 and set(early[0]) == set(maps)
+    for name in maps:
+        assert early[0][name].floor is None and early[0][name].verdicts == {}
+        np.testing.assert_array_equal(early[0][name].deletion, final[name].deletion)
+        np.testing.assert_array_equal(early[0][name].insertion, final[name].insertion)
+        assert final[name].floor.count == 3 and final[name].verdicts["deletion"].given
+    done = [d for d, _ in counts]
+    assert done == sorted(done) and counts[-1] == (3 + 2 * 9 * 5, 3 + 2 * 9 * 5)
+    given = score_maps(model, x, maps, target=0, steps=10, random_maps=3, score="logit", partial=early.append,
+                       floors={None: final["a"].floor})
+    assert len(early) == 1 and given["a"].verdicts["deletion"].outcome == final["a"].verdicts["deletion"].outcome

@@ -98,6 +98,33 @@ def test_compute_fills_the_scores_and_sanity_tables_with_verdicts_in_words(at):
     assert "ev_agree_rho" in specs
 
 
+def test_maps_scores_show_while_their_random_floor_is_still_computed(at):
+    """The job writes each map's deletion/insertion curves before the floors' (score_maps' ``partial``):
+    with only those in the cache the table shows the AUCs and says, in words, that the verdicts wait for
+    the random maps; the curves are drawn without random lines; nothing fails."""
+    from pages.evaluate import WAITING
+    from ui import evaluation_results as results
+
+    cache = at.session_state["evaluation_results"]
+    final = {k: v for k, v in cache.items() if k[0] == "faithfulness"}
+    early = {k: v for k, v in cache.items() if k[0] == results.PARTIAL}
+    assert {k[3] for k in early} == {k[3] for k in final}, "the job wrote no early scores"
+    for k in final:
+        del cache[k]
+    try:
+        at.run()
+        assert no_exceptions(at)
+        table = frame(at, "deletion AUC")
+        assert not table["map"].str.startswith("Random maps").any()
+        assert set(table["deletion"]) == set(table["insertion"]) == {WAITING}
+        np.testing.assert_allclose(sorted(table["deletion AUC"]), sorted(s.deletion_auc for s in final.values()))
+        names = [t["name"] for t in plotly_specs(at)["ev_deletion"]["data"]]
+        assert names[0].startswith("Grad-CAM (AUC") and not any(n.startswith("random") for n in names)
+    finally:
+        cache.update(final)
+        at.run()
+
+
 def test_adding_a_method_computes_only_that_method_and_tabs_compute_nothing(at):
     with Forwards(at.session_state["test_net"]) as counter:
         at.multiselect(key="ev_ig_steps").set_value([8, 16])  # a display-only change in another tab

@@ -38,6 +38,8 @@ PAGE_OPTIONS = {"seed": 0, "max_steps": 400}
 """As the Images page: noise seed 0, adaptive IG capped at 400 passes."""
 CONTROLS = tuple(control_maps(torch.zeros(1, 1, 2, 2)))
 METRICS = {"faithfulness": "Deletion / insertion", "road": "ROAD", "sanity": "Sanity check"}
+PARTIAL = "faithfulness_without_floor"
+"""Cache kind of deletion/insertion scores whose random floor is still being computed."""
 BADGE_SETTINGS = {"steps": 10, "random_maps": 20}
 """The Images page's badges: k = 10 steps (2 x 9 + 3 rows a map), 20 random maps per floor."""
 
@@ -102,6 +104,8 @@ class Job:
     done: int = 0
     total: int = 0
     stages_done: int = 0
+    updates: int = 0
+    """Results written so far (a stage finished, or a stage's early part): the page redraws when it grows."""
     started: float = field(default_factory=time.perf_counter)
     first_result: float | None = None
     finished: float | None = None
@@ -120,6 +124,7 @@ class Job:
     def result_arrived(self) -> None:
         if self.first_result is None:
             self.first_result = time.perf_counter()
+        self.updates += 1
 
 
 def _compute_maps(job: Job, cache: dict, shared: Shared, x: torch.Tensor, context: tuple, target: int,
@@ -162,10 +167,16 @@ def _score(job: Job, cache: dict, shared: Shared, x: torch.Tensor, context: tupl
     progress(0, 0)  # the stage shows at once; its counts follow after the first chunk
     common = dict(grids=grids, floors=floors, evidence_against=against, random_maps=settings["random_maps"],
                   progress=progress)
+
+    def early(found: dict[str, FaithfulnessScore]) -> None:  # the maps' curves; their floors still to run
+        for m, s in found.items():
+            cache[PARTIAL, context, target, m, key] = s
+        job.result_arrived()
+
     with shared.lock:
         if metric == "faithfulness":
             found = score_maps(shared.model.net, x, {m: e.heat for m, e in entries.items()}, target,
-                               steps=settings["steps"], replacement=settings["replacement"], **common)
+                               steps=settings["steps"], replacement=settings["replacement"], partial=early, **common)
         else:
             found = road_scores(shared.model.net, x, {m: e.heat for m, e in entries.items()}, target,
                                 percentiles=settings["percentiles"], **common)
@@ -237,10 +248,17 @@ def current_job() -> Job | None:
 
 
 def results(context: tuple, target: int, names: Sequence[str], metric: str, settings: dict) -> dict[str, Any]:
-    """The cached results of ``metric`` for ``names`` (those computed so far)."""
+    """The cached results of ``metric`` for ``names`` (those computed so far); for deletion/insertion
+    also the early ones whose floor is still being computed (no verdicts yet)."""
     cache = store()
     key = {"faithfulness": faithfulness_key, "road": road_key}.get(metric, lambda s: s["seed"])(settings)
-    return {m: cache[(metric, context, target, m, key)] for m in names if (metric, context, target, m, key) in cache}
+    kinds = (metric, PARTIAL) if metric == "faithfulness" else (metric,)
+    found = {}
+    for m in names:
+        kind = next((k for k in kinds if (k, context, target, m, key) in cache), None)
+        if kind is not None:
+            found[m] = cache[kind, context, target, m, key]
+    return found
 
 
 def _cached(kind: str, key: tuple, compute: Callable[[], Any]) -> Any:
