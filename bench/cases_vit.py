@@ -1,8 +1,11 @@
 """Vision transformers: Grad-CAM on torchvision's vit_b_16 and swin_t against one no-grad forward and
 pytorch-grad-cam (given its reshape_transform; ours infers the token grid), and attention rollout.
 
-Random weights (no download; speed does not depend on the weight values). Every variant includes
-the prediction (target None), as a user's first map does.
+Random weights (no download). torchvision zero-initialises ViT's head, which would make every
+gradient zero; a zero gradient is free for our backward (frozen Linears skip zero rows of their
+output gradient, :func:`explainers.capture.row_sparse_linears`), so zero-initialised linear layers are
+re-drawn first, as a trained head is not zero. Speed does not otherwise depend on the weight values.
+Every variant includes the prediction (target None), as a user's first map does.
 """
 
 from __future__ import annotations
@@ -29,8 +32,18 @@ def _swin_reshape(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.permute(0, 3, 1, 2)
 
 
+def _live_heads(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every all-zero linear layer (ViT's head) re-drawn N(0, 0.02^2), seeded."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and not module.weight.any():
+                module.weight.copy_(0.02 * torch.randn(module.weight.shape, generator=generator))
+    return model
+
+
 def grad_cam_case(arch: str, layer: str, reshape, quick: bool, goal: bool) -> Case:
-    model = _model(arch)
+    model = _live_heads(_model(arch))
     x = torch.randn(1, 3, 224, 224)
     pgc = GradCAM(model, [dict(model.named_modules())[layer]], reshape_transform=reshape)
     return Case(
@@ -47,7 +60,7 @@ def grad_cam_case(arch: str, layer: str, reshape, quick: bool, goal: bool) -> Ca
 
 
 def rollout_case(quick: bool) -> Case:
-    model = _model("vit_b_16")
+    model = _live_heads(_model("vit_b_16"))
     x = torch.randn(1, 3, 224, 224)
     return Case(
         "Transformers: attention rollouts, vit_b_16, B=1, 224x224",

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainers.capture import capture, layer_output
+from explainers.capture import capture, layer_output, row_sparse_linears
 from explainers.errors import ExplainerError
 from explainers.registry import Method
 from explainers.targets import TargetSpec, resolve_targets, target_scores
@@ -57,7 +57,9 @@ def layer_pass(
     """One forward of ``x`` and one ``autograd.grad`` per target spec to ``layer``'s output.
 
     The graph spans only layer -> logits (see :func:`explainers.capture.capture`, ``detach``);
-    it is kept between targets (``retain_graph``) and freed after the last. With ``top_k`` the
+    it is kept between targets (``retain_graph``) and freed after the last. Its frozen Linears
+    backpropagate only the non-zero rows of their gradient (a ViT's class token: one row of T;
+    :func:`explainers.capture.row_sparse_linears`). With ``top_k`` the
     specs are each item's k best classes, read from this same forward. ``input_gradients``:
     the graph spans the whole network instead and each ``autograd.grad`` also returns
     d score / d x, so saliency and input x gradient come from this same pass.
@@ -68,7 +70,7 @@ def layer_pass(
     """
     if input_gradients:
         x = x.detach().requires_grad_()
-    with capture(model, [layer], detach=not input_gradients) as captured:
+    with row_sparse_linears(model), capture(model, [layer], detach=not input_gradients) as captured:
         logits = model(x)
         output = layer_output(captured, layer)
         grid = layer_grid(model, layer, output.shape, x.shape[2:])

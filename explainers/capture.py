@@ -173,6 +173,54 @@ def capture(
             captured.clear()
 
 
+class _RowSparseLinear(torch.autograd.Function):
+    """y = x W^T + b, already computed by the module; backward dL/dx = G W for the non-zero rows of G only."""
+
+    @staticmethod
+    def forward(ctx, _x: torch.Tensor, weight: torch.Tensor, output: list[torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return output.pop()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (weight,) = ctx.saved_tensors
+        flat = grad.reshape(-1, grad.shape[-1])
+        rows = flat.ne(0).any(dim=1).nonzero()[:, 0]
+        if rows.numel() == flat.shape[0]:
+            return grad.matmul(weight), None, None
+        found = flat.new_zeros(flat.shape[0], weight.shape[1])
+        found[rows] = flat[rows].mm(weight)
+        return found.view(*grad.shape[:-1], weight.shape[1]), None, None
+
+
+def _row_sparse_hook(module: nn.Linear, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    """Route a frozen ``nn.Linear``'s backward through :class:`_RowSparseLinear` (its output unchanged)."""
+    x, weight, bias = inputs[0] if inputs else None, module.weight, module.bias
+    if not (isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled()
+            and not weight.requires_grad and (bias is None or not bias.requires_grad)
+            and isinstance(output, torch.Tensor) and output.dtype == weight.dtype == x.dtype):
+        return None
+    return _RowSparseLinear.apply(x, weight, [output.detach()])
+
+
+@contextmanager
+def row_sparse_linears(model: nn.Module) -> Iterator[None]:
+    """In the block, frozen ``nn.Linear`` layers backpropagate only the rows of their output gradient G
+    that are non-zero: dL/dx = G W row by row, and a zero row of G gives a zero row of G W (W finite),
+    so the gradient is the same; autograd would multiply every row. A classifier that reads one token
+    (ViT's class token) sends a gradient to one of T rows of each token-wise Linear after the layer,
+    so their backward costs 1/T; dense gradients (CNN heads, Swin's pooled tokens) take the usual
+    product. Only plain ``nn.Linear`` modules (``forward`` not overridden) without forward hooks of
+    their own are routed (another hook may change the output), and only while their input needs a
+    gradient and their weights do not; the forward is not repeated (the module's output is reused).
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward
+               and not m._forward_hooks]
+    with hooks(model, forward=[(m, _row_sparse_hook) for m in linears]):
+        yield
+
+
 def layer_output(captured: Captured, name: str) -> torch.Tensor:
     """The recorded output of ``name`` in the latest forward, or a clear error if it never ran."""
     if name not in captured:
