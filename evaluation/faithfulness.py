@@ -19,7 +19,8 @@ next maps. Each metric's verdict (:mod:`evaluation.verdict`) says whether the ma
 95% of the random maps, or why there is no verdict (a map that ranks nothing, a class with ~0
 probability, a map of evidence against the class).
 
-All curves of all maps run as one set of batched no-grad forwards, chunked to a memory budget,
+All curves of all maps run as one set of batched no-grad forwards (of the network's folded
+channels_last copy, :func:`explainers.engine.image_forward`), chunked to a memory budget,
 then those of the floors that are not given (so ``partial`` can hand the maps' curves to a page
 first); the fully kept input and the two fully replaced inputs, shared by every curve, run once:
 one map at k = 20 costs 2 (k - 1) = 38 rows, plus 3.
@@ -39,7 +40,7 @@ from evaluation.controls import Grid, check_grid
 from evaluation.controls import random_maps as draw_random_maps
 from evaluation.verdict import DELETION, INSERTION, Verdict, against_floor, blocker, no_verdict
 from explainers.api import check_input
-from explainers.engine import Progress, bytes_per_row, forward_in_chunks, no_grad_forward
+from explainers.engine import Progress, bytes_per_row, forward_in_chunks, image_forward, no_grad_forward
 from explainers.errors import ExplainerError
 from explainers.gradients import BASELINES, make_baseline
 from explainers.targets import SCORES, resolve_targets, target_scores
@@ -344,8 +345,8 @@ def score_maps(
     made = {"black": black, "blur_sigma": blur_sigma, "seed": seed}
     substrates = torch.cat([make_baseline(x, made | {"baseline": replacement}),
                             make_baseline(x, made | {"baseline": insertion_start})])
-    forward = no_grad_forward(model)
-    row_bytes = bytes_per_row(model, tuple(x.shape[1:]), lambda: model(x))
+    net, forward = image_forward(model)
+    row_bytes = bytes_per_row(net, tuple(x.shape[1:]), lambda: forward(x))
     valid = torch.ones(height * width, dtype=torch.bool)
 
     def evaluate(ranks: torch.Tensor, rows: tuple[torch.Tensor, ...], counted: Progress) -> torch.Tensor:

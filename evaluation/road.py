@@ -42,7 +42,7 @@ from evaluation.controls import random_maps as draw_random_maps
 from evaluation.faithfulness import RANDOM_MAPS, as_heats, check_count, reusable
 from evaluation.verdict import ROAD, Verdict, against_floor, blocker, no_verdict
 from explainers.api import check_input
-from explainers.engine import Progress, bytes_per_row, forward_in_chunks, no_grad_forward
+from explainers.engine import Progress, bytes_per_row, forward_in_chunks, image_forward
 from explainers.errors import ExplainerError
 from explainers.targets import SCORES, resolve_targets, target_scores
 
@@ -176,8 +176,8 @@ def road_scores(
     ranked = [i for i in range(len(every)) if np.ptp(every[i]) > 0]  # a constant map ranks nothing: NaN, no verdict
     jobs = [(i, p, kind) for i in ranked for kind in (MORF, LERF) for p in range(len(percentiles))]
     image = x[0].detach().cpu().double().numpy()
-    forward = no_grad_forward(model)
-    row_bytes = bytes_per_row(model, tuple(x.shape[1:]), lambda: model(x))
+    net, forward = image_forward(model)
+    row_bytes = bytes_per_row(net, tuple(x.shape[1:]), lambda: forward(x))
     done = [0]
     unrankable: set[int] = set()
 

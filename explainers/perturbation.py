@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from explainers.engine import bytes_per_row, device_of, forward_in_chunks, no_grad_forward, predict
+from explainers.engine import bytes_per_row, device_of, forward_in_chunks, image_forward, no_grad_forward, predict
 from explainers.errors import ExplainerError
-from explainers.folded import gradient_net, to_layout
 from explainers.gradients import BASELINES, make_baseline
 from explainers.options import MEMORY, PROGRESS, SEED, Option, baseline_check, check_black, choice, count, number
 from explainers.targets import TargetSpec, resolve_targets, target_scores
@@ -86,18 +85,17 @@ def image_scores(model: nn.Module, make: MakeRows, rows: int, target: int, optio
     """Target scores (rows,) of the images ``make(start, stop)`` (stop - start, C, H, W), in no-grad
     chunks of the folded channels_last copy (``options``: ``score``, ``memory_mb``, ``batch_size``);
     ``each(start, stop, scores)`` sees every chunk's scores while its images are the latest made."""
-    net = gradient_net(model)
-    call = no_grad_forward(net)
+    net, call = image_forward(model)
     score = options.get("score", "logit")
 
     def run(start: int, stop: int) -> torch.Tensor:
-        logits = call(to_layout(net, model, make(start, stop)))
+        logits = call(make(start, stop))
         scores = target_scores(logits, torch.full((stop - start,), target, device=logits.device), score)
         if each is not None:
             each(start, stop, scores)
         return scores
 
-    row = bytes_per_row(net, key, lambda: net(to_layout(net, model, make(0, 1))))
+    row = bytes_per_row(net, key, lambda: call(make(0, 1)))
     return forward_in_chunks(run, rows, row, options["memory_mb"], progress, options.get("batch_size"),
                              device_of(model))
 

@@ -24,14 +24,15 @@ st.session_state["test_net"] = image_model().model.net  # the app's cached netwo
 
 class Forwards:
     """Counts the rows that networks of the bundled model's class see, in any thread (a global forward
-    hook: the app's cached copy, the test's, and the randomisation check's deep copies alike)."""
+    hook: the app's cached copy, the test's, the randomisation check's deep copies and the folded
+    copies (fx GraphModules) that deletion/insertion and ROAD run on alike)."""
 
     def __init__(self, module):
         self.rows = 0
         kind = type(module)
 
         def count(m, inputs, _output):
-            if type(m) is kind:
+            if type(m) is kind or isinstance(m, torch.fx.GraphModule):
                 self.rows += len(inputs[0])
 
         self.handle = torch.nn.modules.module.register_module_forward_hook(count)
