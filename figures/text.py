@@ -17,12 +17,11 @@ from typing import Literal
 import numpy as np
 import plotly.colors as pcolors
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from explainers.errors import ExplainerError
 from figures.image import coloraxis_layout
 from figures.scales import DIVERGING, SEQUENTIAL, Scale, scale_for
-from figures.style import SPECIAL_TOKEN_COLOUR, apply_style
+from figures.style import SPECIAL_TOKEN_COLOUR, apply_style, style_layout, unvalidated_figure
 
 LINE_PX = 30
 ROW_TITLE_PX = 34
@@ -96,32 +95,48 @@ def wrap_tokens(tokens: Sequence[str], width: int = 80) -> tuple[np.ndarray, np.
     return np.array(lines, int), np.array(starts, float), np.array(widths, float)
 
 
+def _scale_rgb(values: np.ndarray, scale: Scale) -> list[tuple[float, float, float]]:
+    """Each value's colour under ``scale`` as (r, g, b) in [0, 1]: linear in RGB between the colour
+    scale's stops, clamped to [zmin, zmax] (as Plotly maps a colour axis); NaN takes zmin's colour."""
+    t = np.clip((np.nan_to_num(values, nan=scale.zmin) - scale.zmin) / (scale.zmax - scale.zmin), 0, 1)
+    return pcolors.sample_colorscale(scale.colorscale, list(t), colortype="tuple")
+
+
+def _ink(rgb: tuple[float, float, float]) -> str:
+    r, g, b = rgb
+    return "#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#ffffff"
+
+
 def text_colours(values: np.ndarray, scale: Scale) -> list[str]:
     """Black or white, whichever reads better on each value's colour under ``scale``."""
-    t = np.clip((np.nan_to_num(values, nan=scale.zmin) - scale.zmin) / (scale.zmax - scale.zmin), 0, 1)
-    rgb = pcolors.sample_colorscale(scale.colorscale, list(t), colortype="tuple")
-    return ["#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#ffffff" for r, g, b in rgb]
+    return [_ink(c) for c in _scale_rgb(values, scale)]
 
 
-def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int, suffix: str) -> list[dict]:
-    """The row's bar traces (ordinary tokens coloured by score, special ones grey) as plain dicts on
-    axes ``x{suffix}``/``y{suffix}``, validated once with the whole figure."""
+def _colour_carrier(scale: Scale, coloraxis: str, suffix: str) -> dict:
+    """An invisible two-point trace on ``coloraxis`` (its range's ends): Plotly draws a colour axis's
+    bar only for a trace with numeric colours on it, and the token bars carry their colours as strings
+    (plotly.js 4 warns, with a stack trace each, for every bar of a numerically coloured bar trace: about
+    half of a 6 x 70-token redraw in Chromium)."""
+    return dict(type="scatter", xaxis=f"x{suffix}", yaxis=f"y{suffix}", x=[0, 0], y=[0, 0], mode="markers",
+                marker=dict(color=[scale.zmin, scale.zmax], coloraxis=coloraxis, opacity=0, size=1),
+                hoverinfo="skip", showlegend=False)
+
+
+def _row_traces(row: TokenRow, scale: Scale, width: int, suffix: str) -> list[dict]:
+    """The row's bar traces (ordinary tokens coloured by score under ``scale``, special ones grey) as
+    plain dicts on axes ``x{suffix}``/``y{suffix}``, validated once with the whole figure."""
     lines, starts, widths = wrap_tokens(row.tokens, width)
     special = row.special_mask()
     shown = [html.escape(t) for t in row.tokens]
     words = [html.escape(w) for w in (row.words if row.words is not None else row.tokens)]
-    custom = np.array([[t, w, s, "special token" if sp else ""] for t, w, s, sp in zip(shown, words, row.scores, special)], dtype=object)
     word = "  (word: %{customdata[1]})" if row.words is not None else ""
     hover = "<b>%{customdata[0]}</b>" + word + "<br>score %{customdata[2]:.4g} %{customdata[3]}<extra>" + html.escape(row.title) + "</extra>"
     traces = []
     for mask, is_special in ((~special, False), (special, True)):
         if not mask.any():
             continue
-        marker = (
-            dict(color=SPECIAL_TOKEN_COLOUR)
-            if is_special
-            else dict(color=row.scores[mask], coloraxis=coloraxis, line=dict(width=0))
-        )
+        index = np.flatnonzero(mask)
+        rgb = None if is_special else _scale_rgb(row.scores[mask], scale)
         traces.append(
             dict(
                 type="bar",
@@ -132,13 +147,15 @@ def _row_traces(row: TokenRow, scale: Scale, coloraxis: str, width: int, suffix:
                 x=widths[mask] - 0.15,
                 y=lines[mask],
                 width=0.82,
-                marker=marker,
-                text=[shown[i] for i in np.flatnonzero(mask)],
+                marker=dict(color=SPECIAL_TOKEN_COLOUR) if is_special else dict(
+                    color=[f"rgb({255 * r:.0f},{255 * g:.0f},{255 * b:.0f})" for r, g, b in rgb], line=dict(width=0)),
+                text=[shown[i] for i in index],
                 textposition="inside",
                 insidetextanchor="middle",
                 textangle=0,
-                textfont=dict(color=MUTED_TEXT_COLOUR if is_special else text_colours(row.scores[mask], scale)),
-                customdata=custom[mask],
+                textfont=dict(color=MUTED_TEXT_COLOUR if is_special else [_ink(c) for c in rgb]),
+                customdata=[[shown[i], words[i], float(row.scores[i]), "special token" if is_special else ""]
+                            for i in index],
                 hovertemplate=hover,
                 showlegend=False,
             )
@@ -196,7 +213,7 @@ def token_heatmap_rows(
         layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", domain=dom, visible=False, fixedrange=True,
                                         range=[row.lines(width) - 0.5, -0.5])
         axis = "coloraxis" if one_scale or i == 0 else f"coloraxis{i + 1}"
-        data += _row_traces(row, sc, axis, width, suffix)
+        data += _row_traces(row, sc, width, suffix)
         titles.append(dict(text=html.escape(row.title), x=0, xanchor="left", xref="paper", y=dom[1], yref="paper",
                            yanchor="bottom", showarrow=False, font=dict(size=13)))
         if row.note:
@@ -210,12 +227,12 @@ def token_heatmap_rows(
             cb = dict(y=(dom[0] + dom[1]) / 2, yanchor="middle", len=heights[i] + ROW_TITLE_PX // 2, lenmode="pixels",
                       thickness=10, nticks=3, tickfont=dict(size=10))
         layout[axis] = coloraxis_layout(sc, cb)
-    layout.update(annotations=titles + notes, barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
-    fig = go.Figure(data=data, layout=layout)
+        data.append(_colour_carrier(sc, axis, suffix))
     top, bottom = ROW_TITLE_PX + (45 if title else 0), max(10, COLORBAR_PX - plot_px + 10)
-    apply_style(fig, title, height=plot_px + top + bottom)
-    fig.update_layout(margin=dict(t=top, b=bottom))
-    return fig
+    style = style_layout(title, height=plot_px + top + bottom)
+    layout.update(style, margin={**style["margin"], "t": top, "b": bottom}, annotations=titles + notes,
+                  barmode="overlay", uniformtext=dict(minsize=11, mode="show"), bargap=0)
+    return unvalidated_figure(data, layout)
 
 
 def token_heatmap(
@@ -301,25 +318,26 @@ def layers_tokens_heatmap(
     per_line = math.ceil(n / math.ceil(n / per_line))  # blocks of even length: 73 tokens -> 25 + 24 + 24
     blocks = [(a, min(a + per_line, n)) for a in range(0, n, per_line)]
     block_px = LAYER_ROW_PX * len(labels) + TOKEN_TICKS_PX
-    fig = make_subplots(rows=len(blocks), cols=1, vertical_spacing=0.0)
-    for k, (a, b) in enumerate(blocks):
-        custom = [[[labels[i], tok[j], s[i, j]] for j in range(a, b)] for i in range(s.shape[0])]
-        fig.add_trace(go.Heatmap(
-            z=z[:, a:b], x=list(range(a, b)), coloraxis="coloraxis", xgap=1, ygap=1, customdata=custom,
-            hovertemplate="%{customdata[0]} · <b>%{customdata[1]}</b><br>score %{customdata[2]:.4g}<extra></extra>",
-        ), row=k + 1, col=1)
-        axis = _token_axis(tokens[a:b])
-        fig.update_xaxes(**{**axis, "tickvals": list(range(a, b))}, range=[a - 0.5, a + per_line - 0.5] if len(blocks) > 1
-                         else None, fixedrange=len(blocks) > 1, row=k + 1, col=1)
-        fig.update_yaxes(tickvals=list(range(len(labels))), ticktext=labels, showgrid=False, zeroline=False,
-                         row=k + 1, col=1)
     plot_px = block_px * len(blocks)
-    for k in range(len(blocks)):  # each block's heatmap takes its layer rows; its tick labels fill the rest
-        top = 1 - k * block_px / plot_px
-        fig.layout[f"yaxis{k + 1 if k else ''}"].domain = [top - LAYER_ROW_PX * len(labels) / plot_px, top]
-    fig.update_layout(coloraxis=coloraxis_layout(sc, dict(title=dict(text=sc.html_label, side="right"), len=min(
-        1.0, 260 / plot_px), y=1, yanchor="top")))
-    return apply_style(fig, title, height=plot_px + 60 + (30 if title else 0))
+    wrapped = len(blocks) > 1
+    data, layout = [], {}
+    for k, (a, b) in enumerate(blocks):  # one block of layer rows per line of tokens, one axis pair each
+        suffix = str(k + 1) if k else ""
+        data.append(dict(
+            type="heatmap", z=z[:, a:b], x=list(range(a, b)), coloraxis="coloraxis", xgap=1, ygap=1,
+            customdata=[[[labels[i], tok[j], s[i, j]] for j in range(a, b)] for i in range(s.shape[0])],
+            hovertemplate="%{customdata[0]} · <b>%{customdata[1]}</b><br>score %{customdata[2]:.4g}<extra></extra>",
+            xaxis=f"x{suffix}", yaxis=f"y{suffix}"))
+        top = 1 - k * block_px / plot_px  # the block's heatmap takes its layer rows; its tick labels fill the rest
+        layout[f"xaxis{suffix}"] = dict(_token_axis(tokens[a:b]), tickvals=list(range(a, b)), anchor=f"y{suffix}",
+                                        domain=[0.0, 1.0], fixedrange=wrapped,
+                                        **(dict(range=[a - 0.5, a + per_line - 0.5]) if wrapped else {}))
+        layout[f"yaxis{suffix}"] = dict(tickvals=list(range(len(labels))), ticktext=labels, showgrid=False,
+                                        zeroline=False, anchor=f"x{suffix}",
+                                        domain=[top - LAYER_ROW_PX * len(labels) / plot_px, top])
+    layout["coloraxis"] = coloraxis_layout(sc, dict(title=dict(text=sc.html_label, side="right"),
+                                                    len=min(1.0, 260 / plot_px), y=1, yanchor="top"))
+    return unvalidated_figure(data, {**layout, **style_layout(title, height=plot_px + 60 + (30 if title else 0))})
 
 
 def attention_heatmap(att: np.ndarray, tokens: Sequence[str], title: str | None = None) -> go.Figure:

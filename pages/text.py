@@ -122,15 +122,16 @@ def facts(result: TextResult) -> str:
 
 
 def show_downloads(fig, png, results: list[TextResult], prefix: str) -> None:
-    """HTML and PNG of the heatmaps (``png``: a zero-argument builder, run on click), scores as CSV/JSON."""
-    table = scores_table(results)
+    """HTML and PNG of the heatmaps, scores as CSV/JSON: each built on its click (``png``: a zero-argument
+    builder), not on every rerun of the display fragment."""
     a, p, b, c = st.columns(4)
     a.download_button("Heatmaps as HTML", lambda: to_html(fig), f"{prefix}.html", "text/html",
                       key=f"{prefix}_dl_html", on_click="ignore")
     p.download_button("Heatmaps as PNG", png, f"{prefix}.png", "image/png", key=f"{prefix}_dl_png", on_click="ignore")
-    b.download_button("Scores as CSV", records_csv(table), f"{prefix}.csv", "text/csv", key=f"{prefix}_dl_csv", on_click="ignore")
-    c.download_button("Scores as JSON", json.dumps(table, indent=1), f"{prefix}.json", "application/json",
-                      key=f"{prefix}_dl_json", on_click="ignore")
+    b.download_button("Scores as CSV", lambda: records_csv(scores_table(results)), f"{prefix}.csv", "text/csv",
+                      key=f"{prefix}_dl_csv", on_click="ignore")
+    c.download_button("Scores as JSON", lambda: json.dumps(scores_table(results), indent=1), f"{prefix}.json",
+                      "application/json", key=f"{prefix}_dl_json", on_click="ignore")
 
 
 @st.fragment

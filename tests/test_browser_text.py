@@ -42,7 +42,7 @@ def test_sentence_heatmaps_hover_and_layers_page(page, app_url):
     assert found and found["word"] != "(special)", hover.text_content() if hover.count() else "no hover"
     token, score = found["token"], float(found["score"])
     drawn = page.evaluate(
-        "([sel, token]) => document.querySelector(sel).data.filter(t => (t.yaxis || 'y') === 'y')"
+        "([sel, token]) => document.querySelector(sel).data.filter(t => t.type === 'bar' && (t.yaxis || 'y') === 'y')"
         ".flatMap(t => t.customdata).filter(c => c[0] === token).map(c => c[2])", [HEATMAPS, token])
     assert token.removeprefix("##").lstrip("▁").lower() in SENTENCE.lower() and drawn, (token, drawn)
     assert any(abs(score - d) <= 1e-3 * abs(d) + 1e-12 for d in drawn), (score, drawn)  # hover shows 4 digits

@@ -94,7 +94,7 @@ def test_display_options_redraw_only_their_figure(page, app_url):
     page.wait_for_function("() => { const p = document.querySelector(\"" + HEATMAPS + "\");"
                            " return p && p.data && p.data.some(t => (t.text || []).includes('酒店')); }", timeout=600_000)
     runs.wait_whole_run(page, start)
-    tokens = page.evaluate(f"() => document.querySelector(\"{HEATMAPS}\").data.filter(t => (t.yaxis || 'y') === 'y')"
+    tokens = page.evaluate(f"() => document.querySelector(\"{HEATMAPS}\").data.filter(t => t.type === 'bar' && (t.yaxis || 'y') === 'y')"
                            ".reduce((n, t) => n + t.text.length, 0)")
     assert tokens >= 70, tokens
     page.evaluate(PRESSES)

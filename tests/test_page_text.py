@@ -140,10 +140,10 @@ def test_bundled_bert_page_and_layers():
     app = text_app("minilm-sentiment")
     titles = [a["text"] for a in plotly_specs(app)["txt_heatmaps"]["layout"]["annotations"]]
     assert "Attention rollout" in titles and "Integrated Gradients" in titles
-    tokens = plotly_specs(app)["txt_heatmaps"]["data"]
+    tokens = [t for t in plotly_specs(app)["txt_heatmaps"]["data"] if t["type"] == "bar"]  # not the colour-bar carriers
     assert any("[CLS]" in t["text"] for t in tokens) and all("word:" in t["hovertemplate"] for t in tokens)
     app.toggle(key="txt_words").set_value(True).run()
-    words = plotly_specs(app)["txt_heatmaps"]["data"]
+    words = [t for t in plotly_specs(app)["txt_heatmaps"]["data"] if t["type"] == "bar"]
     assert not any("[CLS]" in t["text"] for t in words) and not any("word:" in t["hovertemplate"] for t in words)
     assert "txt_dl_png" in {b.proto.id.rsplit("-", 1)[-1] for b in app.get("download_button")}
     layers = text_app("minilm-sentiment", "bert_layers", "bl")
