@@ -7,14 +7,27 @@ the Images page draws them). Each variant is one ``Plotly.relayout`` with the ne
 arguments (the grid's own dropdown buttons, cycling through them), timed until the frame after it,
 in two tabs of one Chromium; the harness alternates the variants. Synthetic maps: the time depends
 on the cells drawn, not on their values.
+
+Where the time of that change goes: the same relayout on the half-resolution figure as drawn and without
+each of its parts (heatmaps, colour bars, photos), alternated in tabs of one Chromium.
+
+The Text page's display change (a 6 methods x 70 tokens heatmap, own scales): ``Plotly.react`` between the
+tokens and the words view with the bars coloured in Python (:func:`figures.text.token_heatmap_rows`) and
+the same figure with the bars coloured by Plotly's colour axis (numeric colours, as before: plotly.js 4
+warns with a stack trace for every such bar); and, in Python, building + serialising that figure with
+:func:`figures.style.unvalidated_figure` against the same dicts through a validated ``go.Figure``.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 import shutil
 
 import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +38,7 @@ from figures.export import to_html
 from figures.grid import display_map
 from figures.image import map_grid
 from figures.scales import MapKind
+from figures.text import TokenRow, token_heatmap_rows
 
 METHODS = ("cam", "grad_cam", "grad_cam_plus_plus", "saliency", "grad_cam_negative", "smooth_grad_cam_plus_plus",
            "smoothgrad", "integrated_gradients")
@@ -61,6 +75,110 @@ def grids(seed: int = 0) -> dict[str, object]:
             HALF: map_grid(photo, [[display_map(h, r) for h, r in row] for row in cells], **args)}
 
 
+PARTS = {"as drawn": lambda f: f,
+         "without the heatmaps": lambda f: {**f, "data": [t for t in f["data"] if t["type"] != "heatmap"]},
+         "without the colour bars": lambda f: {**f, "layout": {k: {**v, "showscale": False} if k.startswith("coloraxis")
+                                                                 else v for k, v in f["layout"].items()}},
+         "without the photos": lambda f: {**f, "data": [t for t in f["data"] if t["type"] != "image"]}}
+REACT = """async (f) => {
+  const gd = document.getElementById('g');
+  await Plotly.react(gd, f.data, f.layout);
+  await new Promise(done => requestAnimationFrame(() => setTimeout(done, 0)));
+}"""
+
+
+def plain(fig: go.Figure) -> dict:
+    return json.loads(pio.to_json(fig, validate=False))
+
+
+def token_rows(words: bool, seed: int = 0) -> list[TokenRow]:
+    """6 methods over a 70-token text (two special tokens), or over its 35 words."""
+    rng = np.random.default_rng(seed)
+    if words:
+        return [TokenRow(f"method {k}", [f"word{i}" for i in range(35)], rng.standard_normal(35)) for k in range(6)]
+    tokens = ["<s>", *(f"▁to{i}" if i % 3 else f"ken{i}" for i in range(68)), "</s>"]
+    return [TokenRow(f"method {k}", tokens, rng.standard_normal(70) if k % 2 else rng.random(70),
+                     words=[f"word{i // 2}" for i in range(70)], special=[i in (0, 69) for i in range(70)])
+            for k in range(6)]
+
+
+def numeric_bars(fig: dict) -> dict:
+    """``fig`` with every token bar coloured by its row's colour axis (numeric colours) and no carrier traces."""
+    out = copy.deepcopy(fig)
+    carriers = [t for t in out["data"] if t["type"] == "scatter"]
+    axis = {t["yaxis"]: t["marker"]["coloraxis"] for t in carriers}
+    shared = len(carriers) == 1
+    out["data"] = [t for t in out["data"] if t["type"] == "bar"]
+    for t in out["data"]:
+        if "line" in t["marker"]:  # an ordinary token's bar (special tokens stay grey)
+            t["marker"] = dict(color=[c[2] for c in t["customdata"]], line=t["marker"]["line"],
+                               coloraxis="coloraxis" if shared else axis[t["yaxis"]])
+    return out
+
+
+def figure_cases(browser, quick: bool) -> list[Case]:
+    """The grid's change without each part, and the text heatmap's tokens <-> words redraw, in Chromium."""
+    import plotly.offline
+
+    script = plotly.offline.get_plotlyjs()
+    half = plain(grids()[HALF])
+    presets = itertools.cycle(b["args"][0] for b in half["layout"]["updatemenus"][-1]["buttons"])
+    parts = {}
+    for name, cut in PARTS.items():
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_content("<div id=g></div>")
+        page.add_script_tag(content=script)
+        page.evaluate("(f) => Plotly.newPlot('g', f.data, f.layout)", cut(half))
+
+        def change(page=page) -> None:
+            page.bring_to_front()
+            page.evaluate(CHANGE, next(presets))
+
+        parts[name] = change
+    signed = [k % 2 == 1 for k in range(6)]
+    views = {w: plain(token_heatmap_rows(token_rows(w), shared=False, signed=signed, width=90)) for w in (False, True)}
+    texts = {}
+    for name, convert in (("bars coloured in Python, one hidden carrier per colour axis (now)", lambda f: f),
+                          ("bars coloured by the colour axis (numeric, before)", numeric_bars)):
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_content("<div id=g style='width:1500px'></div>")
+        page.add_script_tag(content=script)
+        figs = [convert(views[False]), convert(views[True])]
+        page.evaluate("(f) => Plotly.newPlot('g', f.data, f.layout)", figs[0])
+        flip = itertools.cycle([figs[1], figs[0]])
+
+        def redraw(page=page, flip=flip) -> None:
+            page.bring_to_front()
+            page.evaluate(REACT, next(flip))
+
+        texts[name] = redraw
+    now = next(iter(texts))
+    return [
+        Case("Images grid, 3 x 8, layer maps at half resolution: one scale-preset change without each part (Chromium)",
+             parts, reference="as drawn", reps=7 if quick else 15, warmup=2,
+             note="plotly.js from plotly.py in a standalone page; what is left without the heatmaps is the rest "
+                  "of the redraw (axes, colour bars, titles, photos, menus)."),
+        Case("Text page, 6 methods x 70 tokens, own scales: Plotly.react tokens <-> words (Chromium)", texts,
+             reference="bars coloured by the colour axis (numeric, before)", reps=7 if quick else 15, warmup=2,
+             goals={now: "< 1x (no per-bar warning)"}),
+    ]
+
+
+def build_cases(quick: bool) -> Case:
+    """Building + serialising the 6 x 70-token figure: unvalidated (now) against validated (before)."""
+    rows = token_rows(False)
+    signed = [k % 2 == 1 for k in range(6)]
+    spec = token_heatmap_rows(rows, shared=False, signed=signed, width=90).to_dict()
+    return Case("Text page, 6 methods x 70 tokens: build the heatmap figure and serialise it (Python)", {
+        "figures.text.token_heatmap_rows (unvalidated, now)":
+            lambda: pio.to_json(token_heatmap_rows(rows, shared=False, signed=signed, width=90), validate=False),
+        "the same dicts through a validated go.Figure (before)":
+            lambda: pio.to_json(go.Figure(spec["data"], spec["layout"]), validate=False),
+    }, reference="the same dicts through a validated go.Figure (before)", reps=9 if quick else 21, warmup=2,
+        note="the 'before' variant validates the finished dicts (the old builder also ran its Python loops: "
+             "57 ms against 15 ms in one run at load 4.5).")
+
+
 def cases(quick: bool) -> list[Case]:
     from playwright.sync_api import sync_playwright
 
@@ -83,7 +201,8 @@ def cases(quick: bool) -> list[Case]:
                  variants, reference=FULL, reps=7 if quick else 15, warmup=2,
                  goals={HALF: "<= 0.7x (a quarter of the layer maps' cells)"},
                  note="plotly.js from plotly.py in a standalone page (the dashboard's Streamlit bundle differs "
-                      "by a minor version); the browser test measures the page itself.")]
+                      "by a minor version); the browser test measures the page itself."),
+            *figure_cases(browser, quick), build_cases(quick)]
 
 
 def main() -> None:
