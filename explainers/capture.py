@@ -212,11 +212,13 @@ def row_sparse_linears(model: nn.Module) -> Iterator[None]:
     (ViT's class token) sends a gradient to one of T rows of each token-wise Linear after the layer,
     so their backward costs 1/T; dense gradients (CNN heads, Swin's pooled tokens) take the usual
     product. Only plain ``nn.Linear`` modules (``forward`` not overridden) without forward hooks of
-    their own are routed (another hook may change the output), and only while their input needs a
-    gradient and their weights do not; the forward is not repeated (the module's output is reused).
+    their own are routed, and none while a global forward hook is registered (another hook may change
+    the output), and only while their input needs a gradient and their weights do not; the forward is
+    not repeated (the module's output is reused).
     """
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward
-               and not m._forward_hooks]
+    linears = [] if nn.modules.module._global_forward_hooks else [
+        m for m in model.modules()
+        if isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward and not m._forward_hooks]
     with hooks(model, forward=[(m, _row_sparse_hook) for m in linears]):
         yield
 

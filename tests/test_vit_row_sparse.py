@@ -91,6 +91,15 @@ def test_what_it_cannot_vouch_for_runs_as_before() -> None:
     finally:
         handle.remove()
 
+    tripled = TokenMlp()
+    handle = nn.modules.module.register_module_forward_hook(
+        lambda m, _i, out: 3 * out if isinstance(m, nn.Linear) else None)  # a global hook of the user's
+    try:
+        torch.testing.assert_close(_gradient(tripled, x, True), _gradient(tripled, x, False), rtol=1e-6, atol=1e-7)
+        assert _mm_rows(lambda: _gradient(tripled, x, True)) == [2 * TOKENS, 2 * TOKENS]
+    finally:
+        handle.remove()
+
     trainable = TokenMlp()  # weights not frozen: their gradients are autograd's business
     assert _mm_rows(lambda: _gradient(trainable, x, True, freeze=False)).count(2 * TOKENS) >= 2
 
