@@ -16,7 +16,7 @@ Rules (documented here, relied on by every builder):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,13 +109,15 @@ def scale_for(
     quantity: str = "attribution",
     sequential: str = SEQUENTIAL,
     diverging: str = DIVERGING,
+    groups: Sequence[Hashable] | None = None,
 ) -> list[Scale | None]:
     """One :class:`Scale` per map (``None`` where the map is ``None``).
 
     ``mode``: ``"per_map"`` gives each map its own range; ``"shared"`` gives every map the
-    same :class:`Scale` object (signed if any map is); ``"signed"`` forces a diverging scale
-    centred on zero on each map, with its own range. ``signed``: ``None`` detects it from
-    the data (any negative value), a bool applies to all maps, a sequence is per map.
+    same :class:`Scale` object (signed if any map is), or with ``groups`` (one key per map, e.g.
+    the method's family: maps in the same units) one object per group; ``"signed"`` forces a
+    diverging scale centred on zero on each map, with its own range. ``signed``: ``None`` detects
+    it from the data (any negative value), a bool applies to all maps, a sequence is per map.
     """
     if mode not in SCALE_MODES:
         raise ExplainerError(f"Unknown colour-scale mode {mode!r}; choose one of {', '.join(SCALE_MODES)}.")
@@ -137,10 +139,18 @@ def scale_for(
         zmin, zmax = value_range(values, is_sig, clip_percentile)
         return Scale(zmin, zmax, diverging if is_sig else sequential, is_sig, _label(quantity, shared, is_sig, clip_percentile))
 
-    present = [np.asarray(m, dtype=float).ravel() for m in maps if m is not None]
-    if mode == "shared" and present:
-        one = make(np.concatenate(present), any(flags), shared=True)
-        return [None if m is None else one for m in maps]
+    if mode == "shared":
+        keys = [0] * len(maps) if groups is None else list(groups)
+        if len(keys) != len(maps):
+            raise ExplainerError(f"Got {len(keys)} groups for {len(maps)} maps.")
+        members: dict[Hashable, list[int]] = {}
+        for i, (key, m) in enumerate(zip(keys, maps)):
+            if m is not None:
+                members.setdefault(key, []).append(i)
+        made = {key: make(np.concatenate([np.asarray(maps[i], dtype=float).ravel() for i in idx]),
+                          any(flags[i] for i in idx), shared=len(idx) > 1)
+                for key, idx in members.items()}
+        return [None if m is None else made[key] for key, m in zip(keys, maps)]
     return [None if m is None else make(m, f, shared=False) for m, f in zip(maps, flags)]
 
 

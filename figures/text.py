@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -164,14 +164,16 @@ def _row_traces(row: TokenRow, scale: Scale, width: int, suffix: str) -> list[di
 
 
 def row_scales(rows: Sequence[TokenRow], scale: Scale | Sequence[Scale] | None, shared: bool,
-               signed: bool | Sequence[bool] | None) -> list[Scale]:
+               signed: bool | Sequence[bool] | None, groups: Sequence[Hashable] | None = None) -> list[Scale]:
     """One :class:`Scale` per row: ``scale`` as given (one for all, or one each), or computed from
-    the rows' non-special scores (one shared scale if ``shared``, else one per row; ``signed``:
-    ``None`` detects it from the data, a bool applies to all rows, a sequence is per row)."""
+    the rows' non-special scores (if ``shared``, one scale shared by all rows, or by the rows of each
+    of ``groups``, e.g. the methods' families; else one per row; ``signed``: ``None`` detects it from
+    the data, a bool applies to all rows, a sequence is per row)."""
     if not rows:
         raise ExplainerError("No token rows to draw.")
     if scale is None:
-        return scale_for([r.scores[~r.special_mask()] for r in rows], "shared" if shared else "per_map", signed, quantity="score")
+        return scale_for([r.scores[~r.special_mask()] for r in rows], "shared" if shared else "per_map", signed,
+                         quantity="score", groups=groups)
     if isinstance(scale, Scale):
         return [scale] * len(rows)
     if len(scale) != len(rows):
@@ -186,6 +188,7 @@ def token_heatmap_rows(
     signed: bool | Sequence[bool] | None = None,
     width: int = 80,
     title: str | None = None,
+    groups: Sequence[Hashable] | None = None,
 ) -> go.Figure:
     """Rows of token heatmaps stacked vertically (methods one per row, or two texts to compare).
 
@@ -195,7 +198,7 @@ def token_heatmap_rows(
     the non-special scores (:func:`row_scales`).
     """
     rows = [r.checked() for r in rows]
-    scales = row_scales(rows, scale, shared, signed)
+    scales = row_scales(rows, scale, shared, signed, groups)
     heights = [r.lines(width) * LINE_PX for r in rows]
     plot_px = sum(heights) + ROW_TITLE_PX * (len(rows) - 1)
     gap = ROW_TITLE_PX / plot_px if len(rows) > 1 else 0.0
@@ -203,6 +206,7 @@ def token_heatmap_rows(
     # One layout dict, validated once with the data (no make_subplots and per-row updates, each of which
     # validates again): a display change redraws this figure.
     data, titles, notes, layout = [], [], [], {}
+    axes: dict[int, str] = {}
     top = 1.0
     for i, (row, sc) in enumerate(zip(rows, scales)):
         suffix = "" if i == 0 else str(i + 1)
@@ -212,15 +216,15 @@ def token_heatmap_rows(
                                         fixedrange=True)
         layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", domain=dom, visible=False, fixedrange=True,
                                         range=[row.lines(width) - 0.5, -0.5])
-        axis = "coloraxis" if one_scale or i == 0 else f"coloraxis{i + 1}"
         data += _row_traces(row, sc, width, suffix)
         titles.append(dict(text=html.escape(row.title), x=0, xanchor="left", xref="paper", y=dom[1], yref="paper",
                            yanchor="bottom", showarrow=False, font=dict(size=13)))
         if row.note:
             notes.append(dict(x=0, y=row.token_lines(width), xanchor="left", text=html.escape(row.note), showarrow=False,
                               font=dict(size=11, color=MUTED_TEXT_COLOUR), xref=f"x{suffix}", yref=f"y{suffix}"))
-        if one_scale and i > 0:
+        if id(sc) in axes:  # a scale shared with an earlier row: its colour bar is beside that row
             continue
+        axes[id(sc)] = axis = "coloraxis" if not axes else f"coloraxis{len(axes) + 1}"
         if one_scale:
             cb = dict(title=dict(text=sc.html_label, side="right"), len=COLORBAR_PX, lenmode="pixels", y=1, yanchor="top")
         else:  # beside its row, stretched over half the title gap

@@ -12,7 +12,7 @@ import explainers
 from explainers.text import PreparedText, text_methods
 from figures.export import records_csv, to_html, token_rows_png
 from figures.image import topk_bar
-from figures.text import TokenRow, token_heatmap_rows
+from figures.text import TokenRow, row_scales, token_heatmap_rows
 from ui.evaluation_results import score_caption
 from ui.guard import panel
 from ui.methods import label, signed
@@ -144,7 +144,10 @@ def token_display(shared: Shared, prep: PreparedText, good: list[TextResult], ta
     """
     a, b, c = st.columns([1, 1, 2], vertical_alignment="center")
     words = a.toggle("Merge subwords into words", key="txt_words")
-    shared_scale = b.checkbox("One colour scale for all rows", key="txt_shared_scale")
+    shared_scale = b.checkbox("One colour scale per method family", key="txt_shared_scale",
+                              help="Rows of one family (gradients, perturbations, attention, CAM) share a colour "
+                                   "scale, since their scores are in the same units; rows of different families "
+                                   "keep their own scales, as their numbers cannot be compared.")
     width = c.slider("Characters per line", 40, 160, 90, 10, key="txt_width")
     if good:
         with panel("The token heatmaps"):
@@ -158,9 +161,14 @@ def heatmaps(shared: Shared, prep: PreparedText, good: list[TextResult], target:
     """One heatmap row per method, the scoring button, each method's facts, the downloads and the report."""
     model, probs = shared.model, probabilities(prep)
     predicted = int(np.argmax(probs))
-    layout = dict(shared=shared_scale, signed=[signed(r.method) for r in good], width=width)
-    fig = token_heatmap_rows(rows_for(good, words), **layout)
+    rows = rows_for(good, words)
+    families = [explainers.method(r.method).family for r in good]
+    layout = dict(scale=row_scales(rows, None, shared_scale, [signed(r.method) for r in good], families), width=width)
+    fig = token_heatmap_rows(rows, **layout)
     st.plotly_chart(fig, key="txt_heatmaps")
+    if shared_scale and len(set(families)) > 1:
+        st.caption("Rows of different method families keep their own colour scales (their scores are in different "
+                   "units); rows of one family share one.")
     if st.button("Score these maps (deletion / insertion AUC)", key="txt_score",
                  help="Replaces tokens by [PAD] in order of importance and measures the class probability."):
         score_results(shared, prep, good, target)
@@ -168,7 +176,7 @@ def heatmaps(shared: Shared, prep: PreparedText, good: list[TextResult], target:
         st.caption(facts(r))
     said = "the predicted class" if target == predicted else f"predicted: {model.labels[predicted]}"
     png_title = f"{model.name}: which tokens push toward “{model.labels[target]}” ({said}, {probs[target]:.1%})"
-    show_downloads(fig, lambda rows=rows_for(good, words): token_rows_png(rows, **layout, title=png_title), good, "txt")
+    show_downloads(fig, lambda: token_rows_png(rows, **layout, title=png_title), good, "txt")
     export_report_button(lambda: [text_report_section(model, prep.text, probs, good, [("Token heatmaps", fig)])],
                          title="Text", key="txt_report")
 

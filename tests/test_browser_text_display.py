@@ -100,7 +100,7 @@ def test_display_options_redraw_only_their_figure(page, app_url):
     page.evaluate(PRESSES)
     before = len(runs.ends)
     words = timed_clicks(page, HEATMAPS, ["Merge subwords into words"] * 5)
-    scale = timed_clicks(page, HEATMAPS, ["One colour scale for all rows"] * 5)
+    scale = timed_clicks(page, HEATMAPS, ["One colour scale per method family"] * 5)
     assert runs.ends[before:] == ["FINISHED_FRAGMENT_RUN_SUCCESSFULLY"] * 10, runs.ends[before:]  # no whole-page run
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "text-70-tokens.png"))  # the controls above the heatmaps

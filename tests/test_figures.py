@@ -48,6 +48,28 @@ def test_per_map_scales_differ_and_shared_scale_is_one_object_over_all_values():
     assert shared[1] is None and shared[0] is shared[2] and shared[0].zmax == 10.0
 
 
+def test_shared_scale_with_groups_shares_only_within_a_group():
+    """Maps in different units (groups, e.g. families) never share a range: a saliency-like 0..0.4 map keeps
+    its own scale beside a CAM-like 0..19 one, while two maps of one group share one object."""
+    cam_a, cam_b, grad = np.array([0.0, 19.0]), np.array([0.0, 3.0]), np.array([0.0, 0.4])
+    found = scale_for([cam_a, grad, cam_b, None], "shared", groups=["cam", "gradient", "cam", "gradient"])
+    assert found[0] is found[2] and found[0].zmax == 19.0 and found[3] is None
+    assert found[1] is not found[0] and found[1].zmax == pytest.approx(0.4)
+    one = scale_for([cam_a, grad], "shared")
+    assert one[0] is one[1] and one[1].zmax == 19.0  # without groups: one scale for all, as before
+    with pytest.raises(ExplainerError, match="groups"):
+        scale_for([cam_a, grad], "shared", groups=["cam"])
+
+
+def test_token_rows_of_two_families_get_one_colour_bar_per_family():
+    rows = [text.TokenRow(name, ["a", "b"], np.array(values)) for name, values in
+            (("IG", [0.0, 0.5]), ("Saliency", [0.0, 0.2]), ("Occlusion", [0.0, 7.0]))]
+    fig = text.token_heatmap_rows(rows, shared=True, groups=["gradient", "gradient", "perturbation"])
+    axes = {k: v for k, v in fig.to_dict()["layout"].items() if k.startswith("coloraxis")}
+    assert len(axes) == 2  # the two gradient rows share one, the occlusion row has its own
+    assert sorted(a["cmax"] for a in axes.values()) == pytest.approx([0.5, 7.0])
+
+
 def test_shared_scale_is_signed_when_any_map_is():
     s = scale_for([np.array([0.0, 1.0]), np.array([-5.0, 2.0])], "shared")[0]
     assert s.signed and (s.zmin, s.zmax) == (-5.0, 5.0)
