@@ -227,9 +227,10 @@ def token_heatmap_rows(
         axes[id(sc)] = axis = "coloraxis" if not axes else f"coloraxis{len(axes) + 1}"
         if one_scale:
             cb = dict(title=dict(text=sc.html_label, side="right"), len=COLORBAR_PX, lenmode="pixels", y=1, yanchor="top")
-        else:  # beside its row, stretched over half the title gap
-            cb = dict(y=(dom[0] + dom[1]) / 2, yanchor="middle", len=heights[i] + ROW_TITLE_PX // 2, lenmode="pixels",
-                      thickness=10, nticks=3, tickfont=dict(size=10))
+        else:  # beside its row, stretched over half the title gap; 5 ticks where they fit (~20 px each), else 3
+            length = heights[i] + ROW_TITLE_PX // 2
+            cb = dict(y=(dom[0] + dom[1]) / 2, yanchor="middle", len=length, lenmode="pixels",
+                      thickness=10, nticks=5 if length >= 100 else 3, tickfont=dict(size=10))
         layout[axis] = coloraxis_layout(sc, cb)
         data.append(_colour_carrier(sc, axis, suffix))
     top, bottom = ROW_TITLE_PX + (45 if title else 0), max(10, COLORBAR_PX - plot_px + 10)
