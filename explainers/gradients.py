@@ -252,10 +252,12 @@ def _adaptive(
     evaluate([k / START_PANELS for k in range(START_PANELS + 1)])
     while True:
         points = sorted(grads)
-        panels = list(zip(points, points[1:]))
+        # a panel too narrow to hold a new midpoint (a jump in the score: bisected down to float
+        # resolution) is never chosen again, so the loop ends even where the delta cannot shrink
+        panels = [(a, b) for a, b in zip(points, points[1:]) if a < (a + b) / 2 < b]
         errors = [(b - a) / 2 * (slopes[a] + slopes[b]) - (values[b] - values[a]) for a, b in panels]
         room = options["max_steps"] - len(points)
-        if abs(sum(errors)) <= allowed or room <= 0:
+        if not panels or abs(sum(errors)) <= allowed or room <= 0:
             break
         order = sorted(range(len(panels)), key=lambda k: -abs(errors[k]))
         half, chosen = 0.5 * sum(abs(e) for e in errors), []

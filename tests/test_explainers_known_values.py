@@ -192,6 +192,34 @@ def test_adaptive_panels_reach_the_tolerance_on_a_kink() -> None:
     assert 9 < passes <= 200
 
 
+class Step(nn.Module):
+    """score = 5 * 1[mean(x) > 0.5]: a jump no panel can integrate (the gradient is 0 everywhere), so the
+    panel holding it keeps its whole error however narrow it gets. Counts its forwards; stops a runaway
+    loop by raising instead of hanging the test."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.rows, self.limit = 0, limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += len(x)
+        if self.rows > self.limit:
+            raise RuntimeError(f"adaptive IG ran {self.rows} rows, past its max_steps")
+        mean = x.flatten(1).mean(1, keepdim=True)
+        return torch.cat([5.0 * (mean > 0.5).to(x.dtype) + 0.0 * mean, -mean], dim=1)
+
+
+def test_adaptive_panels_stop_at_a_jump_they_cannot_integrate() -> None:
+    """Bisecting the jump's panel down to float resolution gives no new point; the loop ends there (it
+    once spun forever on a randomised network in the sanity check) and the delta reports the jump."""
+    x = torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    model = Step(limit=1000)
+    result = explainers.explain(model, x, "integrated_gradients", target=0, tolerance=1e-3, max_steps=400)
+    passes = int(result.extras["steps"][0])
+    assert passes < 400 and model.rows < 1000  # ~ 5 + 53 bisections of the jump's panel, not max_steps
+    assert float(result.extras["delta"][0]) == pytest.approx(-5.0)  # sum(IG) = 0 misses f(x) - f(0) = 5
+
+
 def test_adaptive_panels_on_smooth_closed_forms() -> None:
     x = ramp()
     for target, exact in [(0, x.exp() - 1), (1, x.sin()), (3, 0.5 * x.pow(2))]:
