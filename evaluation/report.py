@@ -1,4 +1,4 @@
-"""``python -m evaluation.report [--samples cat coffee] [--out PATH]``: every method x every sample x metric.
+"""``python -m evaluation.report [--samples cat coffee] [--out PATH] [--merge A.json B.json]``: every method x every sample x metric.
 
 Every image method of the registry that applies to the bundled model (the control records
 excluded: the controls here are the evaluation's own) on every bundled sample, for the model's
@@ -12,6 +12,7 @@ map, the centred Gaussian). Rewritten after each sample, so a partial run leaves
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -125,6 +126,36 @@ def sample_rows(model, name: str, methods: list[str], road_maps: int, sanity_met
     return rows
 
 
+def header(model_name: str, rows: list[dict], runs: list[dict], total: int) -> str:
+    """The table's description: settings, how many samples are in, and each run's machine and load."""
+    first = runs[0]
+    done = len({r["sample"] for r in rows})
+    machine = "; ".join(f"{', '.join(r['samples'])}: {r['threads']} threads, load average {r['load']:.1f}, {r['seconds']:.0f} s"
+                        for r in runs)
+    return (
+        f"# Evaluation table: {model_name}, every method on every bundled sample\n\n"
+        f"`python -m evaluation.report`: the predicted class of each sample; deletion (k = 20 steps, fill: the "
+        f"zero tensor, grey under TF scaling) and insertion (from a blurred copy, Gaussian sigma 5 px) AUCs of the "
+        f"softmax probability; ROAD combined (noisy linear imputation, percentiles 20/40/60/80, noise 0.01); a "
+        f"verdict says *beats random* only above the 95th percentile of 20 random maps ({first['road_maps']} for ROAD) "
+        f"at the method's own resolution; the sanity check's rho is the mean |Spearman| between the trained model's "
+        f"|map| and two fully randomised models' (fails above 0.5 or above their own rho + 0.2); sanity-checked: "
+        f"{'every method' if first['sanity'] == 'all' else 'the methods that are not slow (n/a: not run)'}. Methods at "
+        f"the pages' defaults (noise seed 0, adaptive IG at most 400 passes)"
+        f"{'; left out: ' + ', '.join(first['skip']) if first['skip'] else ''}. {len(rows)} rows from {done} of "
+        f"{total} samples; torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs shared; runs: {machine}."
+    )
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """Render the rows that runs saved (``--out`` X.md saves X.json beside it) as one table."""
+    saved = [json.loads(p.read_text()) for p in paths]
+    rows = [r for s in saved for r in s["rows"]]
+    runs = [run for s in saved for run in s["runs"]]
+    out.write_text(markdown(rows, header(saved[0]["model"], rows, runs, len(models.sample_names()))))
+    print(f"wrote {out} ({len(rows)} rows from {len(paths)} runs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m evaluation.report", description=__doc__)
     parser.add_argument("--samples", nargs="*", default=None, help="default: every bundled sample")
@@ -133,8 +164,13 @@ def main() -> None:
     parser.add_argument("--sanity", choices=("all", "fast"), default="all",
                         help="sanity-check every method, or only those whose records are not slow (3 map sets each)")
     parser.add_argument("--skip", nargs="*", default=[], help="method names to leave out (named in the table's header)")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=OUT, help="the table (its rows are saved beside it as .json)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None,
+                        help="compute nothing: render the rows saved by these runs (.json) as one table in --out")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     model = models.load_image_model()
@@ -145,23 +181,12 @@ def main() -> None:
     for name in samples:
         checked = methods if args.sanity == "all" else [m for m in methods if not explainers.method(m).slow]
         rows += sample_rows(model, name, methods, args.road_random_maps, checked)
-        load = os.getloadavg()
-        header = (
-            f"# Evaluation table: {model.name}, every method on every bundled sample\n\n"
-            f"`python -m evaluation.report`: the predicted class of each sample; deletion (k = 20 steps, fill: the "
-            f"zero tensor, grey under TF scaling) and insertion (from a blurred copy, Gaussian sigma 5 px) AUCs of the "
-            f"softmax probability; ROAD combined (noisy linear imputation, percentiles 20/40/60/80, noise 0.01); a "
-            f"verdict says *beats random* only above the 95th percentile of 20 random maps ({args.road_random_maps} for ROAD) "
-            f"at the method's own resolution; the sanity check's rho is the mean |Spearman| between the trained model's |map| and two "
-            f"fully randomised models' (fails above 0.5 or above their own rho + 0.2); sanity-checked: "
-            f"{'every method' if args.sanity == 'all' else 'the methods that are not slow (n/a: not run)'}. Methods at the pages' defaults "
-            f"(noise seed 0, adaptive IG at most 400 passes){'; left out: ' + ', '.join(args.skip) if args.skip else ''}. "
-            f"{len(rows)} rows from {samples.index(name) + 1} of "
-            f"{len(samples)} samples; torch {torch.__version__}, {args.threads} threads, {platform.machine()}, "
-            f"{os.cpu_count()} CPUs shared, load average {load[0]:.1f}, {time.time() - started:.0f} s so far."
-        )
+        run = {"samples": list(dict.fromkeys(r["sample"] for r in rows)), "threads": args.threads,
+               "load": os.getloadavg()[0], "seconds": time.time() - started, "road_maps": args.road_random_maps,
+               "sanity": args.sanity, "skip": args.skip}
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(markdown(rows, header))
+        args.out.write_text(markdown(rows, header(model.name, rows, [run], len(models.sample_names()))))
+        args.out.with_suffix(".json").write_text(json.dumps({"model": model.name, "rows": rows, "runs": [run]}))
         print(f"{name}: done at {time.time() - started:.0f} s", flush=True)
     print(f"wrote {args.out}")
 
