@@ -235,8 +235,8 @@ def _score_all(
     drawn = [noise(g) for g in needed]
     counts = step_counts(n_valid, steps)
     k = len(counts) - 1
-    groups = [heats, *([torch.cat(drawn)] if drawn else [])]
-    total = 3 + 2 * (k - 1) * sum(len(g) for g in groups)  # rows
+    random = torch.cat(drawn) if drawn else heats[:0]
+    total = 3 + 2 * (k - 1) * (len(heats) + len(random))  # rows
     done = [0]
 
     def run(ranked: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -276,7 +276,6 @@ def _score_all(
     if drawn:
         if partial is not None:
             partial(results(floors))
-        random = groups[1]
         random_deletion, random_insertion = (
             split_curves(shared, scores_of(run(unit_ranks(random, valid), False)), len(random), k) if len(random)
             else (np.zeros((0, k + 1)), np.zeros((0, k + 1))))

@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from explainers.cam import LayerMaps, LayerMethod
-from explainers.engine import bytes_per_row, forward_in_chunks, no_grad_forward
-from explainers.folded import gradient_net, to_layout
+from explainers.engine import bytes_per_row, forward_in_chunks, image_forward
 from explainers.options import MEMORY, PROGRESS, Option, count
 from explainers.registry import register
 from explainers.targets import target_scores
@@ -28,19 +27,17 @@ def layer_forwards(p: LayerMaps, item: int, rows: int, make, key: str) -> torch.
     """Target logits of ``make(start, stop)`` (a batch of model inputs for x[item]) over ``rows`` rows,
     in no-grad chunks of the network's folded copy (sized to ``memory_mb``, on a CPU at most
     :data:`explainers.engine.CPU_CHUNK_MB`; or exactly ``batch_size``)."""
-    net = gradient_net(p.model)
-    call = no_grad_forward(net)
+    net, call = image_forward(p.model)
     target = p.targets[item : item + 1]
 
     def run(start: int, stop: int) -> torch.Tensor:
-        scores = target_scores(call(to_layout(net, p.model, make(start, stop))), target.expand(stop - start))
-        return scores
+        return target_scores(call(make(start, stop)), target.expand(stop - start))
 
     def progress(stop: int, total: int) -> None:
         if p.options.get("progress") is not None:
             p.options["progress"](item * total + stop, p.x.shape[0] * total)
 
-    row = bytes_per_row(net, (key, tuple(p.x.shape[1:])), lambda: net(to_layout(net, p.model, make(0, 1))))
+    row = bytes_per_row(net, (key, tuple(p.x.shape[1:])), lambda: call(make(0, 1)))
     return forward_in_chunks(run, rows, row, p.options["memory_mb"], progress, p.options["batch_size"], p.x.device)
 
 
