@@ -2,7 +2,8 @@
 
 - Occlusion, resnet50 (random weights: speed does not depend on them), window 16, stride 8 (27 x 27 = 729
   windows): captum at its default ``perturbations_per_eval=1`` and at the other values of a sweep, all as
-  variants of the case (alternated with ours), so its best is read from the same reps.
+  variants of the case (alternated with ours, incremental and whole forwards), so its best is read from
+  the same reps.
 - RISE, 2,000 masks, the bundled EfficientNet-Lite0: the 2,000 no-grad forwards of the same image at
   several batch sizes, as variants (the masks' construction and the weighted sum are what ours adds).
 - Text leave-one-out per token on a 32-token sentence, MiniLM: the forwards it needs (one batch of the
@@ -48,6 +49,8 @@ def occlusion_case(quick: bool) -> Case:
             **sweep,
             "ours: occlusion (default memory_mb)": lambda: explainers.explain(model, x, "occlusion", target, window=16,
                                                                              stride=8, score="logit"),
+            "ours: occlusion, incremental=False (a whole forward per window)": lambda: explainers.explain(
+                model, x, "occlusion", target, window=16, stride=8, score="logit", incremental=False),
         },
         reference=default,
         reps=1 if quick else 3,
@@ -55,7 +58,9 @@ def occlusion_case(quick: bool) -> Case:
         goals={"ours: occlusion (default memory_mb)": "<= 0.5x captum's default, <= 0.9x its best"},
         note="captum's sweep runs as variants of the case (alternated with ours); its best = the fastest of them, and "
              "ours / captum's best = the ratio of the two rows. Ours batches the 729 windows into chunks sized to "
-             "memory_mb on the folded channels_last copy (explainers.folded).",
+             "memory_mb on the folded channels_last copy (explainers.folded), and by default recomputes only the "
+             "part of each convolutional stage a window changes (explainers.incremental; incremental=False: "
+             "whole forwards).",
     )
 
 

@@ -81,15 +81,18 @@ def item_progress(options: dict[str, Any], item: int, items: int) -> Callable[[i
 
 def image_scores(model: nn.Module, make: MakeRows, rows: int, target: int, options: dict[str, Any], key: Hashable,
                  progress: Callable[[int, int], None] | None,
-                 each: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+                 each: Callable[[int, int, torch.Tensor], None] | None = None,
+                 logits_of: MakeRows | None = None) -> torch.Tensor:
     """Target scores (rows,) of the images ``make(start, stop)`` (stop - start, C, H, W), in no-grad
     chunks of the folded channels_last copy (``options``: ``score``, ``memory_mb``, ``batch_size``);
-    ``each(start, stop, scores)`` sees every chunk's scores while its images are the latest made."""
+    ``each(start, stop, scores)`` sees every chunk's scores while its images are the latest made;
+    ``logits_of(start, stop)``, when given, computes those images' logits in its own way (chunks are
+    still sized by the copy's whole forward)."""
     net, call = image_forward(model)
     score = options.get("score", "logit")
 
     def run(start: int, stop: int) -> torch.Tensor:
-        logits = call(make(start, stop))
+        logits = call(make(start, stop)) if logits_of is None else logits_of(start, stop)
         scores = target_scores(logits, torch.full((stop - start,), target, device=logits.device), score)
         if each is not None:
             each(start, stop, scores)

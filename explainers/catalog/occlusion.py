@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
+from explainers import incremental
 from explainers import perturbation as pert
 from explainers.attribution import Attribution
+from explainers.engine import image_forward
 from explainers.errors import ExplainerError
-from explainers.options import MEMORY, PROGRESS, SCORE, Option
+from explainers.folded import to_layout
+from explainers.options import MEMORY, PROGRESS, SCORE, Option, flag
 from explainers.registry import Method, register
 from explainers.targets import target_scores
 
@@ -47,13 +51,39 @@ def windows(shape: tuple[int, ...], options: dict[str, Any]) -> list[tuple[int, 
     return [(top, left) for top in starts(height, wh, sh) for left in starts(width, ww, sw)]
 
 
+def _incremental_logits(model, x, fill, boxes, make) -> Callable[[int, int], torch.Tensor] | None:
+    """``logits_of(start, stop)`` of the windows ``boxes`` filled from ``fill`` by incremental inference
+    (:mod:`explainers.incremental`), or None when the network cannot be cut or its middle window's
+    logits (a window whose crops have no image edge to lean on) differ from its whole forward, so a
+    graph the rules misread is never trusted."""
+    net, call = image_forward(model)
+    plan = incremental.plan_of(net)
+    if plan is None:
+        return None
+    with torch.no_grad():
+        values = plan.activations(to_layout(net, model, x))
+    geometry = plan.geometry([v.shape for v in values], boxes)
+
+    def logits_of(start: int, stop: int) -> torch.Tensor:
+        chosen = boxes[start:stop]
+        with torch.no_grad():
+            return incremental.window_logits(plan, values, geometry, [fill[:, t:b, lf:r] for t, b, lf, r in chosen],
+                                             chosen, range(start, stop))
+
+    middle = len(boxes) // 2
+    whole = call(make(middle, middle + 1))
+    scale = float(whole.abs().max().clamp(min=1))
+    return logits_of if torch.allclose(logits_of(middle, middle + 1), whole, rtol=1e-3, atol=1e-3 * scale) else None
+
+
 @register
 class Occlusion(Method):
     """Images: a window slides over the image (``window`` pixels, every ``stride``) and is filled with the
     baseline; attr(p) = mean over the windows covering p of (s(x) - s(x with the window filled)), as
     captum's Occlusion. Text: leave-one-out, attr(u) = s(text) - s(text without unit u) per word or token
     (removed, or replaced by [MASK] / [PAD]), split equally over a word's pieces. One no-grad forward per
-    window or unit, batched."""
+    window or unit, batched; an image window's forward recomputes only what the window changes
+    (:mod:`explainers.incremental`) unless ``incremental=False``."""
 
     name = "occlusion"
     label = "Occlusion"
@@ -71,6 +101,8 @@ class Occlusion(Method):
         "window": Option(16, check_size("window"), "side of the square hidden at a time, pixels (or height, width)"),
         "stride": Option(8, check_size("stride"), "step between windows, pixels (or height, width)"),
         "score": SCORE, **pert.FILL, **pert.RUN,
+        "incremental": Option(True, flag("incremental"), "recompute only the part of each layer a window changes "
+                              "(explainers.incremental, exact); False: a whole forward per window"),
     }
     text_options: ClassVar = {
         "unit": pert.UNIT, "baseline": pert.TEXT_FILL, "score": SCORE,
@@ -92,22 +124,26 @@ class Occlusion(Method):
         cover = torch.zeros(x.shape[2:], dtype=x.dtype, device=x.device)
         for top, left in found:
             cover[top : top + wh, left : left + ww] += 1
-        maps = []
+        boxes = [(top, min(top + wh, x.shape[2]), left, min(left + ww, x.shape[3])) for top, left in found]
+        maps, incremental_used = [], []
         for item in range(x.shape[0]):
             def make(start: int, stop: int, item: int = item) -> torch.Tensor:
                 batch = x[item].expand(stop - start, *x.shape[1:]).clone()
-                for row, (top, left) in enumerate(found[start:stop]):
-                    batch[row, :, top : top + wh, left : left + ww] = fill[item, :, top : top + wh, left : left + ww]
+                for row, (top, bottom, left, right) in enumerate(boxes[start:stop]):
+                    batch[row, :, top:bottom, left:right] = fill[item, :, top:bottom, left:right]
                 return batch
 
-            scores = pert.image_scores(model, make, len(found), int(targets[item]), options,
-                                       ("occlusion", tuple(x.shape[1:])), pert.item_progress(options, item, x.shape[0]))
+            windowed = _incremental_logits(model, x[item : item + 1], fill[item], boxes, make) if options["incremental"] else None
+            incremental_used.append(windowed is not None)
+            scores = pert.image_scores(model, make, len(found), int(targets[item]), options, ("occlusion", tuple(x.shape[1:])),
+                                       pert.item_progress(options, item, x.shape[0]), logits_of=windowed)
             drops = (clean[item] - scores).tolist()
             total = torch.zeros_like(cover)
-            for drop, (top, left) in zip(drops, found, strict=True):
-                total[top : top + wh, left : left + ww] += drop
+            for drop, (top, bottom, left, right) in zip(drops, boxes, strict=True):
+                total[top:bottom, left:right] += drop
             maps.append(total / cover)
-        return Attribution(torch.stack(maps), targets.tolist(), self.name, extras={"score": clean, "forwards": len(found)})
+        return Attribution(torch.stack(maps), targets.tolist(), self.name,
+                           extras={"score": clean, "forwards": len(found), "incremental": incremental_used})
 
     def explain_text(self, model, tokenizer, prepared, target, options):
         units = pert.text_units(tokenizer, prepared, options["unit"])
