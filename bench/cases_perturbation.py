@@ -8,6 +8,7 @@
   several batch sizes, as variants (the masks' construction and the weighted sum are what ours adds).
 - Text leave-one-out per token on a 32-token sentence, MiniLM: the forwards it needs (one batch of the
   30 copies, prepared beforehand).
+- Occlusion at the Images page's defaults on the bundled model: incremental against whole forwards.
 """
 
 from __future__ import annotations
@@ -131,5 +132,27 @@ def text_case(quick: bool) -> Case:
     )
 
 
+def occlusion_bundled_case(quick: bool) -> Case:
+    """What the Images page runs: occlusion at its defaults on the bundled model and a bundled photo."""
+    import models
+
+    lite = models.load_image_model()
+    x = lite.preprocess(models.load_sample("cat"))
+    gradient_net(lite.net)
+    whole = "occlusion, incremental=False (a whole forward per window)"
+    return Case(
+        "Occlusion, EfficientNet-Lite0 (bundled), cat photo, window 16, stride 8 (729 windows)",
+        {
+            whole: lambda: explainers.explain(lite.net, x, "occlusion", None, incremental=False),
+            "ours: occlusion (incremental, the default)": lambda: explainers.explain(lite.net, x, "occlusion", None),
+        },
+        reference=whole,
+        reps=1 if quick else 3,
+        warmup=0,
+        note="Both run on the folded channels_last copy in chunks of the same size; the incremental one recomputes "
+             "each convolutional stage only on a crop around what the window changed (explainers.incremental).",
+    )
+
+
 def cases(quick: bool) -> list[Case]:
-    return [text_case(quick), rise_case(quick), occlusion_case(quick)]
+    return [text_case(quick), rise_case(quick), occlusion_case(quick), occlusion_bundled_case(quick)]

@@ -86,8 +86,8 @@ def image_scores(model: nn.Module, make: MakeRows, rows: int, target: int, optio
     """Target scores (rows,) of the images ``make(start, stop)`` (stop - start, C, H, W), in no-grad
     chunks of the folded channels_last copy (``options``: ``score``, ``memory_mb``, ``batch_size``);
     ``each(start, stop, scores)`` sees every chunk's scores while its images are the latest made;
-    ``logits_of(start, stop)``, when given, computes those images' logits in its own way (chunks are
-    still sized by the copy's whole forward)."""
+    ``logits_of(start, stop)``, when given, computes those images' logits in its own way, and chunks are
+    sized by its own one-row probe (``key`` must then name everything its rows' size depends on)."""
     net, call = image_forward(model)
     score = options.get("score", "logit")
 
@@ -98,7 +98,10 @@ def image_scores(model: nn.Module, make: MakeRows, rows: int, target: int, optio
             each(start, stop, scores)
         return scores
 
-    row = bytes_per_row(net, key, lambda: call(make(0, 1)))
+    if logits_of is None:
+        row = bytes_per_row(net, key, lambda: call(make(0, 1)))
+    else:  # its own rows may need far less than a whole forward's
+        row = bytes_per_row(net, (key, "logits_of"), lambda: logits_of(0, 1))
     return forward_in_chunks(run, rows, row, options["memory_mb"], progress, options.get("batch_size"),
                              device_of(model))
 

@@ -135,7 +135,8 @@ class Occlusion(Method):
 
             windowed = _incremental_logits(model, x[item : item + 1], fill[item], boxes, make) if options["incremental"] else None
             incremental_used.append(windowed is not None)
-            scores = pert.image_scores(model, make, len(found), int(targets[item]), options, ("occlusion", tuple(x.shape[1:])),
+            key = ("occlusion", tuple(x.shape[1:]), (wh, ww), pair(options["stride"]))
+            scores = pert.image_scores(model, make, len(found), int(targets[item]), options, key,
                                        pert.item_progress(options, item, x.shape[0]), logits_of=windowed)
             drops = (clean[item] - scores).tolist()
             total = torch.zeros_like(cover)
