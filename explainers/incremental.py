@@ -286,7 +286,10 @@ _GUARD = threading.Lock()
 
 
 def plan_of(net: nn.Module) -> Plan | None:
-    """``net`` (an fx ``GraphModule``) cut into stages (module docstring), or None when it has no local stage."""
+    """``net`` (an fx ``GraphModule`` in eval mode) cut into stages (module docstring), or None when it has
+    no local stage. A network in training mode is never cut: its stages would update BatchNorm statistics."""
+    if any(m.training for m in net.modules()):
+        return None
     with _GUARD:
         if net in _PLANS:
             return _PLANS[net]

@@ -148,3 +148,13 @@ def test_one_window_chunks_leave_the_clean_activations_clean() -> None:
     single = explainers.explain(model, x, "occlusion", 3, window=8, stride=8, batch_size=1)
     assert single.extras["incremental"] == [True]
     torch.testing.assert_close(single.maps, whole.maps, rtol=1e-7, atol=1e-9)
+
+
+def test_a_graph_in_training_mode_is_not_cut() -> None:
+    """gradient_net hands a training-mode network back as given; cutting it would run BatchNorm on batch statistics."""
+    net = fx.symbolic_trace(resnet(3).float()).train()
+    running = [b.clone() for b in net.buffers()]
+    assert incremental.plan_of(net) is None
+    got = explainers.explain(net, torch.randn(1, 3, 48, 48), "occlusion", 0, window=16, stride=16)
+    assert got.extras["incremental"] == [False] and all(m.training for m in net.modules())
+    assert all(torch.equal(a, b) for a, b in zip(running, net.buffers(), strict=True))
