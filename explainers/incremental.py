@@ -132,11 +132,10 @@ def fields(net: fx.GraphModule) -> dict[fx.Node, Field]:
         inputs = [a for a in node.all_input_nodes if a.op != "get_attr"]
         if any(a not in known for a in inputs) or not inputs:
             continue
-        if any(a.op == "get_attr" and not _constant_ok(net, a) for a in node.all_input_nodes) and step == "pointwise":
-            continue
         if step == "pointwise":
             parts = [known[a] for a in inputs]
-            if len({(r[0], c[0]) for r, c in parts}) != 1:
+            constants_ok = all(_constant_ok(net, a) for a in node.all_input_nodes if a.op == "get_attr")
+            if not constants_ok or len({(r[0], c[0]) for r, c in parts}) != 1:
                 continue
             known[node] = tuple((parts[0][i][0], min(p[i][1] for p in parts), max(p[i][2] for p in parts))
                                 for i in range(2))
@@ -149,24 +148,22 @@ def cuts(net: fx.GraphModule) -> list[fx.Node]:
     """Local nodes every path from the input to the output passes through, at the ends of runs of
     such nodes (block outputs), up to the first non-local operation."""
     nodes = list(net.graph.nodes)
-    source = nodes[0]
+    # parameters and the input's batch size are recreated in every stage (_segment): they cut nothing
+    carried = [n.op == "get_attr" or _batch_size_node(n, nodes[0]) for n in nodes]
     index = {n: i for i, n in enumerate(nodes)}
     known = fields(net)
-    found, reach = [], 0
-    cut_at = []
+    cut_at, reach = [], 0  # reach: the furthest node an earlier node feeds
     for i, node in enumerate(nodes):
-        if node.op == "get_attr" or _batch_size_node(node, source):
-            cut_at.append(False)
-            continue
-        cut_at.append(reach <= i and i > 0)
-        reach = max(reach, max((index[u] for u in node.users), default=i))
-    for i, node in enumerate(nodes[1:], start=1):
-        if node.op != "get_attr" and not _batch_size_node(node, source) and node not in known:
+        cut_at.append(not carried[i] and 0 < i and reach <= i)
+        if not carried[i]:
+            reach = max(reach, max((index[u] for u in node.users), default=i))
+    steps = [i for i in range(1, len(nodes)) if not carried[i]]
+    found = []
+    for i, following in zip(steps, [*steps[1:], None]):
+        if nodes[i] not in known:
             break
-        if cut_at[i] and node in known:
-            following = next((j for j in range(i + 1, len(nodes)) if nodes[j].op != "get_attr"), None)
-            if following is None or not cut_at[following] or nodes[following] not in known:
-                found.append(node)
+        if cut_at[i] and (following is None or not cut_at[following] or nodes[following] not in known):
+            found.append(nodes[i])
     return found
 
 
