@@ -47,6 +47,31 @@ def test_images_page_draws_every_new_method_in_the_grid() -> None:
         assert ":red[" not in line and "ms" in line, line
     meanings = " ".join(m.value for m in at.markdown)
     assert all(explainers.method(m).caption in meanings for m in NEW)
+    seconds, forwards = at.session_state["image_map_seconds"]["occlusion"]  # what the next estimate scales from
+    assert seconds > 0 and forwards == explainers.method("occlusion").forwards((1, 3, 224, 224), {"window": 16, "stride": 8})
+
+
+def test_the_time_left_scales_each_methods_last_seconds_per_forward(monkeypatch) -> None:
+    """Before a method ran: its forwards x one forward's time; after: x its own measured seconds per forward
+    (occlusion's incremental windows cost far less than one whole forward), for other options too; a method
+    that does not count forwards: its last seconds per map; unknown: no estimate."""
+    import ui.image_results as results
+
+    store: dict = {}
+    monkeypatch.setattr(results, "_seconds_store", lambda: store)
+    x = np.zeros((1, 3, 224, 224))
+    fine, coarse = {"window": 16, "stride": 8}, {"window": 32, "stride": 16}
+    occlusion = explainers.method("occlusion")
+    assert results.estimate_seconds([("occlusion", 0)], x, {"occlusion": fine}, 0.05) == pytest.approx(729 * 0.05)
+    store["occlusion"] = (5.4, occlusion.forwards(x.shape, fine))
+    assert results.estimate_seconds([("occlusion", 0), ("occlusion", 1)], x, {"occlusion": fine}, 0.05) == \
+        pytest.approx(2 * 5.4)
+    assert results.estimate_seconds([("occlusion", 0)], x, {"occlusion": coarse}, 0.05) == \
+        pytest.approx(5.4 * occlusion.forwards(x.shape, coarse) / 729)
+    assert results.estimate_seconds([("grad_cam", 0)], x, {}, 0.05) is None
+    store["grad_cam"] = (0.2, None)
+    assert results.estimate_seconds([("grad_cam", 0), ("occlusion", 0)], x, {"occlusion": fine}, 0.05) == \
+        pytest.approx(0.2 + 5.4)
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,8 @@ def result_key(context: tuple, variant: str, target: int, layer: str | None, opt
     return (*context, variant, target, layer if uses_layer(variant) else None, tuple(sorted(options.items())))
 
 
-def _to_result(variant: str, attribution: explainers.Attribution, seconds: float) -> MapResult:
+def _to_result(variant: str, attribution: explainers.Attribution, seconds: float,
+               forwards: int | None = None) -> MapResult:
     # Keep the per-item numbers (IG's delta and scores, the noise seed); drop tensors like the baseline.
     extras = {
         k: float(v[0]) if isinstance(v, torch.Tensor) else v
@@ -83,7 +84,7 @@ def _to_result(variant: str, attribution: explainers.Attribution, seconds: float
     heat = attribution.maps[0].numpy()
     if not np.any(heat):
         extras["all_zero"] = True  # any method's blank map (a CAM's ReLU of all-negative evidence too)
-    _seconds_store()[variant] = seconds
+    _seconds_store()[variant] = (seconds, forwards)
     return MapResult(
         variant=variant,
         target=attribution.targets[0],
@@ -111,26 +112,37 @@ def cached_maps(context: tuple, variants: Sequence[str], targets: Sequence[int],
     return {vt: store[k] for vt, k in keys.items() if k in store}
 
 
-def _seconds_store() -> dict[str, float]:
-    """The last measured seconds per map of each method in this session (for the cost estimate)."""
+def _seconds_store() -> dict[str, tuple[float, int | None]]:
+    """Each method's last map in this session: (seconds, the forwards it counted, if it counts them)."""
     return st.session_state.setdefault("image_map_seconds", {})
+
+
+def counted_forwards(variant: str, shape: tuple[int, ...], options: dict[str, Any]) -> int | None:
+    """``Method.forwards`` of ``variant`` for an input of ``shape`` under ``options`` (None: not counted)."""
+    return explainers.method(variant).forwards(shape, options)
 
 
 def estimate_seconds(todo: Sequence[tuple[str, int]], x: torch.Tensor, options: dict[str, dict[str, Any]],
                      forward_seconds: float) -> float | None:
-    """Seconds the maps ``todo`` should take: each method's last measured time per map in this
-    session, else its record's count of forwards (``Method.forwards``) x one forward's time.
-    None when neither is known for some method."""
+    """Seconds the maps ``todo`` should take.
+
+    A method that counts its forwards (``Method.forwards``): forwards now x its seconds per forward
+    as last measured in this session (batched and incremental forwards cost less than one whole
+    forward: occlusion's incremental windows about 0.4x), else x one forward's time. A method that
+    does not: its last measured seconds per map. None when neither is known for some method.
+    """
     seen, total = _seconds_store(), 0.0
     for variant, _ in todo:
-        if variant in seen:
-            total += seen[variant]
-            continue
-        counter = getattr(explainers.method(variant), "forwards", None)
-        forwards = counter(tuple(x.shape), options.get(variant, {})) if counter is not None else None
-        if forwards is None:
+        forwards = counted_forwards(variant, tuple(x.shape), options.get(variant, {}))
+        seconds, then = seen.get(variant, (None, None))
+        if forwards is not None and then:
+            total += seconds * forwards / then
+        elif forwards is not None:
+            total += forwards * forward_seconds
+        elif seconds is not None:
+            total += seconds
+        else:
             return None
-        total += forwards * forward_seconds
     return total
 
 
@@ -197,7 +209,8 @@ def compute_maps(
         try:
             with shared.lock:
                 attribution = explainers.explain(shared.model.net, x, variant, target, layer, **chosen)
-            out[variant, target] = _to_result(variant, attribution, time.perf_counter() - started)
+            out[variant, target] = _to_result(variant, attribution, time.perf_counter() - started,
+                                              counted_forwards(variant, tuple(x.shape), options.get(variant, {})))
         except ExplainerError as err:
             out[variant, target] = MapResult(variant, target, layer, error=str(err))
         store[key] = out[variant, target]
