@@ -24,12 +24,12 @@ from ui.image_results import (
     MapResult,
     cached_maps,
     compute_maps,
-    estimate_seconds,
     explainer_runs,
     forward_seconds,
     map_kinds,
     missing_maps,
     score_results,
+    seconds_left,
 )
 from ui.methods import (
     PAGE_DEFAULTS,
@@ -268,31 +268,37 @@ def compute_slow(shared, x, context, variants, targets, layer, options, results,
     """The slow maps, one at a time, under one progress bar at the top of the grid.
 
     The bar says how many of the grid's maps are done, which method runs and its passes, and
-    the time left from :func:`ui.image_results.estimate_seconds` (shown before the first pass);
+    the time left from :func:`ui.image_results.seconds_left` (the estimate before the first pass, then
+    the pace of the pass under way);
     the grid is redrawn as maps finish (at most every :data:`REDRAW_S` seconds, and at the end).
     """
     total, labels = len(variants) * len(targets), shared.model.labels
     found: dict = {}
-    expected = estimate_seconds(todo, x, options, forward_seconds())
-    started, last = time.perf_counter(), [time.perf_counter()]
+    by_label = {label(v): v for v in variants}
+    last, since = [time.perf_counter()], [time.perf_counter()]  # the last redraw; when the pass under way began
 
-    def left() -> str:
-        if expected is None:
+    def left(running: tuple[tuple[str, ...], int, int, int] | None = None) -> str:
+        pending = [t for t in todo if t not in found]
+        elapsed = time.perf_counter() - since[0]
+        remaining = seconds_left(pending, x, options, forward_seconds(), running and (*running[:2], elapsed, *running[2:]))
+        if remaining is None:
             return ""
-        remaining = max(expected - (time.perf_counter() - started), 0.0)
+        remaining = remaining if running else max(remaining - elapsed, 0.0)
         return f" · about {remaining:.0f} s left" if remaining >= 1 else " · finishing"
 
-    def text(extra: str = "") -> str:
-        return f"{total - len(todo) + len(found)} of {total} maps{extra}{left()}"
+    def text(extra: str = "", running=None) -> str:
+        return f"{total - len(todo) + len(found)} of {total} maps{extra}{left(running)}"
 
     bar = status.progress((total - len(todo)) / total, text=text(f" · {len(todo)} slow maps to compute"))
 
     def progress(name: str, target: int, steps: int, of: int) -> None:
         fraction = (total - len(todo) + len(found) + steps / max(of, 1)) / total
-        bar.progress(min(fraction, 1.0), text=text(f" · {name} for {labels[target]}: {steps}/{of} passes"))
+        running = (tuple(by_label[n] for n in name.split(" + ") if n in by_label), target, steps, of)
+        bar.progress(min(fraction, 1.0), text=text(f" · {name} for {labels[target]}: {steps}/{of} passes", running))
 
     def finished(result: MapResult) -> None:
         found[result.variant, result.target] = result
+        since[0] = time.perf_counter()
         bar.progress((total - len(todo) + len(found)) / total, text=text())
         if time.perf_counter() - last[0] > REDRAW_S and len(found) < len(todo):
             redraw(results | found)

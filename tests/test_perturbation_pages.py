@@ -73,6 +73,15 @@ def test_the_time_left_scales_each_methods_last_seconds_per_forward(monkeypatch)
     assert results.estimate_seconds([("grad_cam", 0), ("occlusion", 0)], x, {"occlusion": fine}, 0.05) == \
         pytest.approx(0.2 + 5.4)
 
+    # a pass under way: its own pace (2 s for 100 of 729 passes) for the rest of it and its other targets
+    pending = [("occlusion", 0), ("occlusion", 1), ("grad_cam", 1)]
+    pace = 2.0 * 729 / 100
+    assert results.seconds_left(pending, x, {"occlusion": fine}, 0.05, (("occlusion",), 0, 2.0, 100, 729)) == \
+        pytest.approx(pace - 2.0 + pace + 0.2)
+    assert results.seconds_left(pending, x, {"occlusion": fine}, 0.05) == pytest.approx(2 * 5.4 + 0.2)
+    group = [("smoothgrad", 0), ("vargrad", 0), ("smoothgrad", 2), ("vargrad", 2)]  # one noisy pass per target
+    assert results.seconds_left(group, x, {}, 0.05, (("smoothgrad", "vargrad"), 0, 1.0, 5, 25)) == pytest.approx(4 + 5)
+
 
 @pytest.fixture(scope="module")
 def shared():

@@ -146,6 +146,28 @@ def estimate_seconds(todo: Sequence[tuple[str, int]], x: torch.Tensor, options: 
     return total
 
 
+def seconds_left(pending: Sequence[tuple[str, int]], x: torch.Tensor, options: dict[str, dict[str, Any]],
+                 forward_seconds: float, running: tuple[tuple[str, ...], int, float, int, int] | None = None,
+                 ) -> float | None:
+    """Seconds until the maps ``pending`` (variant, target) are done, None when some cost is unknown.
+
+    ``running`` = (variants, target, seconds run, passes done, passes in all) of the pass under way (one
+    method, or a noisy group computed together): its own pace, ``seconds x all / done``, gives its time
+    left and the time of its variants' other targets (same options, same input); every other map comes
+    from :func:`estimate_seconds`. Without a pass under way, the estimate for ``pending``.
+    """
+    if running is None or running[3] <= 0:
+        return estimate_seconds(pending, x, options, forward_seconds)
+    variants, target, elapsed, done, of = running
+    per_pass = elapsed * max(of, done) / done
+    others = [t for t in pending if not (t[0] in variants and t[1] == target)]
+    rest = estimate_seconds([t for t in others if t[0] not in variants], x, options, forward_seconds)
+    if rest is None:
+        return None
+    again = {t for v, t in others if v in variants}
+    return max(per_pass - elapsed, 0.0) + len(again) * per_pass + rest
+
+
 def compute_maps(
     shared: Shared,
     x: torch.Tensor,
