@@ -277,13 +277,11 @@ def compute_slow(shared, x, context, variants, targets, layer, options, results,
     by_label = {label(v): v for v in variants}
     last, since = [time.perf_counter()], [time.perf_counter()]  # the last redraw; when the pass under way began
 
-    def left(running: tuple[tuple[str, ...], int, int, int] | None = None) -> str:
-        pending = [t for t in todo if t not in found]
-        elapsed = time.perf_counter() - since[0]
-        remaining = seconds_left(pending, x, options, forward_seconds(), running and (*running[:2], elapsed, *running[2:]))
+    def left(running: tuple[tuple[str, ...], int, float, int, int] | None = None) -> str:
+        remaining = seconds_left([t for t in todo if t not in found], x, options, forward_seconds(), running)
         if remaining is None:
             return ""
-        remaining = remaining if running else max(remaining - elapsed, 0.0)
+        remaining = remaining if running else max(remaining - (time.perf_counter() - since[0]), 0.0)
         return f" · about {remaining:.0f} s left" if remaining >= 1 else " · finishing"
 
     def text(extra: str = "", running=None) -> str:
@@ -293,7 +291,8 @@ def compute_slow(shared, x, context, variants, targets, layer, options, results,
 
     def progress(name: str, target: int, steps: int, of: int) -> None:
         fraction = (total - len(todo) + len(found) + steps / max(of, 1)) / total
-        running = (tuple(by_label[n] for n in name.split(" + ") if n in by_label), target, steps, of)
+        running = (tuple(by_label[n] for n in name.split(" + ") if n in by_label), target,
+                   time.perf_counter() - since[0], steps, of)
         bar.progress(min(fraction, 1.0), text=text(f" · {name} for {labels[target]}: {steps}/{of} passes", running))
 
     def finished(result: MapResult) -> None:
